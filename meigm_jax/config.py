@@ -1,0 +1,250 @@
+"""Typed, frozen run configuration.
+
+The dataclasses below are the single source of truth for every key and its
+default. Hydra composes YAML overrides on top of ``defaults_dict()``; the
+result is turned into a frozen ``TrainConfig`` exactly once, by
+``from_dict``, which rejects unknown keys and out-of-range values with a
+one-line ``ConfigError`` naming the key and what is allowed.
+
+An algorithm is a composition: a mixer (``alg.mixer``), a policy head
+(``alg.policy``: soft policy through the OPT, or epsilon-greedy), and the OPT
+variant (``opt.kind``). The named presets in ``ALG_PRESETS`` only pick parts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be run; its message is one line."""
+
+
+MIXERS = ("vdn", "qmix")
+POLICIES = ("soft", "epsilon_greedy")
+OPT_KINDS = ("opt", "none", "mlp")
+OPT_LAYERS = (1, 2)
+
+# Named algorithms: (mixer, policy head, opt kind). Baselines have no OPT.
+ALG_PRESETS: dict[str, tuple[str, str, str]] = {
+    "me_qmix": ("qmix", "soft", "opt"),
+    "me_vdn": ("vdn", "soft", "opt"),
+    "qmix": ("qmix", "epsilon_greedy", "none"),
+    "vdn": ("vdn", "epsilon_greedy", "none"),
+}
+
+
+@dataclass(frozen=True)
+class AlgConfig:
+    name: str = "me_qmix"
+    mixer: str = "qmix"
+    policy: str = "soft"
+
+
+@dataclass(frozen=True)
+class OptConfig:
+    # "opt": the order-preserving transformation of paper Eq. 2;
+    # "none": identity (the +Entropy ablation); "mlp": unconstrained MLP.
+    kind: str = "opt"
+    layers: int = 1
+    embed_dim: int = 32  # d1, hidden width of the 2-layer OPT
+    hypernet_embed: int = 64
+    # Keeps the generated slopes strictly positive, so order is strict.
+    min_slope: float = 1e-6
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    # Registry name (meigm_jax.envs.ENV_NAMES) of the environment.
+    name: str = "matrix_game"
+    # Target joint entropy = coef * num_agents (paper Table 7).
+    target_entropy_coef: float = 0.24
+    # pymarl2 treats a time-out as terminal on SMACv2; True bootstraps instead.
+    bootstrap_timeout: bool = False
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    alg: AlgConfig = field(default_factory=AlgConfig)
+    opt: OptConfig = field(default_factory=OptConfig)
+    env: EnvConfig = field(default_factory=EnvConfig)
+
+    seed: int = 0
+    num_seeds: int = 1
+    # Parallel environments per rollout; each rollout collects one whole
+    # episode per environment.
+    num_envs: int = 4
+    # The paper's episodes per gradient step (pymarl's batch_size_run): the
+    # trainer takes num_envs / batch_size_run gradient steps per rollout, so
+    # the replay ratio is the paper's at any num_envs.
+    batch_size_run: int = 4
+    total_timesteps: int = 10_050_000
+
+    lr: float = 1e-3  # agent + mixer (theta)
+    opt_lr: float = 1e-3  # OPT (phi)
+    alpha_lr: float = 0.3  # log alpha (omega), Adam
+    init_alpha: float = 1.0
+    grad_clip: float = 10.0
+
+    # None: the paper's value for this algorithm and environment family.
+    td_lambda: Optional[float] = None
+    gamma: float = 0.99
+    batch_size: int = 128  # episodes per gradient step
+    buffer_size: int = 5000  # episodes
+    target_update_interval: int = 200  # episodes between hard target copies
+    target_tau: float = 0.0  # > 0: Polyak averaging every gradient step instead
+
+    epsilon_start: float = 1.0
+    epsilon_finish: float = 0.05
+    epsilon_anneal_steps: int = 100_000
+
+    hidden_dim: int = 64
+    mixer_embed: int = 32
+    hypernet_embed: int = 64
+
+    test_interval: int = 10_000  # env steps between greedy evaluations
+    test_episodes: int = 32
+
+    @property
+    def is_soft(self) -> bool:
+        return self.alg.policy == "soft"
+
+    @property
+    def updates_per_episode(self) -> float:
+        return 1.0 / self.batch_size_run
+
+
+# Paper Tables 7-11: lambda by (mixer family, env family). pymarl2's SMACv2
+# QMIX also uses 0.4, so baselines share the row of their mixer.
+_TD_LAMBDA = {"smax": 0.4, "overcooked": 0.6, "matrix": 0.4}
+
+
+def env_family(env_name: str) -> str:
+    return env_name.split("_", 1)[0]
+
+
+def defaults_dict() -> dict[str, Any]:
+    """Every key with its default, as plain data for Hydra's ConfigStore."""
+    return dataclasses.asdict(TrainConfig())
+
+
+def _fail(key: str, value: Any, allowed: str) -> ConfigError:
+    return ConfigError(f"config error: {key}={value!r} is not allowed; allowed: {allowed}")
+
+
+def _coerce(key: str, value: Any, annotation: str) -> Any:
+    """Convert one leaf to the type of its default, or fail with one line."""
+    if "Optional" in annotation and value is None:
+        return None
+    if "bool" in annotation:
+        if isinstance(value, bool):
+            return value
+        raise _fail(key, value, "true or false")
+    if "int" in annotation and "float" not in annotation:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+            raise _fail(key, value, "an integer")
+        return int(value)
+    if "float" in annotation:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise _fail(key, value, "a finite number")
+        return float(value)
+    if "str" in annotation:
+        if not isinstance(value, str):
+            raise _fail(key, value, "a string")
+        return value
+    return value
+
+
+def _build(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        key = prefix + unknown[0]
+        allowed = ", ".join(prefix + name for name in fields)
+        raise ConfigError(f"config error: unknown key '{key}'; allowed: {allowed}")
+    kwargs = {}
+    default = cls()
+    for name, f in fields.items():
+        if name not in data:
+            continue
+        value = data[name]
+        sub_default = getattr(default, name)
+        if dataclasses.is_dataclass(sub_default):
+            if not isinstance(value, Mapping):
+                raise _fail(prefix + name, value, "a mapping of sub-keys")
+            kwargs[name] = _build(type(sub_default), value, prefix + name + ".")
+        else:
+            kwargs[name] = _coerce(prefix + name, value, str(f.type))
+    return cls(**kwargs)
+
+
+def _check_range(cfg: TrainConfig) -> None:
+    def need(ok: bool, key: str, value: Any, allowed: str) -> None:
+        if not ok:
+            raise _fail(key, value, allowed)
+
+    from meigm_jax.envs import ENV_NAMES  # late: envs import jax
+
+    need(cfg.alg.name in ALG_PRESETS or cfg.alg.name == "custom", "alg.name", cfg.alg.name,
+         ", ".join(ALG_PRESETS))
+    need(cfg.alg.mixer in MIXERS, "alg.mixer", cfg.alg.mixer, ", ".join(MIXERS))
+    need(cfg.alg.policy in POLICIES, "alg.policy", cfg.alg.policy, ", ".join(POLICIES))
+    need(cfg.opt.kind in OPT_KINDS, "opt.kind", cfg.opt.kind, ", ".join(OPT_KINDS))
+    need(cfg.opt.layers in OPT_LAYERS, "opt.layers", cfg.opt.layers, "1 or 2")
+    if cfg.alg.policy != "soft":
+        need(cfg.opt.kind == "none", "opt.kind", cfg.opt.kind,
+             f"none (alg {cfg.alg.name} is epsilon-greedy and has no policy head)")
+    need(cfg.env.name in ENV_NAMES, "env.name", cfg.env.name, ", ".join(ENV_NAMES))
+    for key in ("num_seeds", "num_envs", "batch_size_run", "total_timesteps", "batch_size",
+                "buffer_size", "target_update_interval", "test_interval", "test_episodes",
+                "hidden_dim", "mixer_embed", "hypernet_embed", "epsilon_anneal_steps"):
+        need(getattr(cfg, key) > 0, key, getattr(cfg, key), "an integer > 0")
+    for key in ("opt.embed_dim", "opt.hypernet_embed"):
+        value = getattr(cfg.opt, key.split(".")[1])
+        need(value > 0, key, value, "an integer > 0")
+    need(cfg.opt.min_slope > 0, "opt.min_slope", cfg.opt.min_slope, "a number > 0")
+    for key in ("lr", "opt_lr", "alpha_lr", "init_alpha", "grad_clip"):
+        need(getattr(cfg, key) > 0, key, getattr(cfg, key), "a number > 0")
+    if cfg.td_lambda is not None:
+        need(0.0 <= cfg.td_lambda <= 1.0, "td_lambda", cfg.td_lambda, "a number in [0, 1]")
+    need(0.0 <= cfg.gamma <= 1.0, "gamma", cfg.gamma, "a number in [0, 1]")
+    need(0.0 <= cfg.target_tau <= 1.0, "target_tau", cfg.target_tau, "a number in [0, 1] (0: hard copies)")
+    for key in ("epsilon_start", "epsilon_finish"):
+        need(0.0 <= getattr(cfg, key) <= 1.0, key, getattr(cfg, key), "a number in [0, 1]")
+    need(cfg.env.target_entropy_coef >= 0, "env.target_entropy_coef", cfg.env.target_entropy_coef,
+         "a number >= 0")
+    need(cfg.batch_size <= cfg.buffer_size, "batch_size", cfg.batch_size,
+         f"an integer <= buffer_size ({cfg.buffer_size})")
+    need(cfg.num_envs <= cfg.buffer_size, "num_envs", cfg.num_envs,
+         f"an integer <= buffer_size ({cfg.buffer_size})")
+
+
+def from_dict(data: Mapping[str, Any]) -> TrainConfig:
+    """Validate a composed config once and return it frozen.
+
+    A named ``alg.name`` fills ``alg.mixer``, ``alg.policy`` and ``opt.kind``
+    from its preset where they are not given (the Hydra alg files give all
+    three). ``td_lambda: null`` becomes the paper's value.
+    """
+    data = dict(data)
+    alg = dict(data.get("alg") or {})
+    opt = dict(data.get("opt") or {})
+    name = alg.get("name", AlgConfig.name)
+    if name in ALG_PRESETS:
+        mixer, policy, kind = ALG_PRESETS[name]
+        alg.setdefault("mixer", mixer)
+        alg.setdefault("policy", policy)
+        opt.setdefault("kind", kind)
+    data["alg"], data["opt"] = alg, opt
+    cfg = _build(TrainConfig, data, "")
+    _check_range(cfg)
+    if cfg.td_lambda is None:
+        cfg = dataclasses.replace(cfg, td_lambda=_TD_LAMBDA.get(env_family(cfg.env.name), 0.4))
+    return cfg
+
+
+def to_dict(cfg: TrainConfig) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)

@@ -1,0 +1,212 @@
+"""Networks, losses (paper Eqs. 8, 9, 11) and one gradient step.
+
+An algorithm is the composition of a mixer, a policy head and a logit
+transform (see ``config.ALG_PRESETS``); this module branches only on the
+policy head: the soft head has a transform, a temperature and soft targets,
+the epsilon-greedy head has double-Q targets.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from meigm_jax.config import TrainConfig
+from meigm_jax.envs.base import EnvSpec
+from meigm_jax.networks.agent import RNNAgent, agent_inputs, previous_actions_onehot, unroll
+from meigm_jax.networks.mixers import make_mixer
+from meigm_jax.networks.opt import make_transform
+from meigm_jax.policy import greedy, soft_policy, take
+from meigm_jax.targets import masked_mean, td_lambda_targets
+from meigm_jax.types import Episodes, LossInfo, OptimiserStates, Params, TargetParams
+
+sg = jax.lax.stop_gradient
+
+# log alpha is projected into these bounds after each step. Where the target
+# entropy cannot be reached (e.g. two actions with identical values keep the
+# entropy above it), log alpha would otherwise fall until exp() underflows to
+# an alpha of exactly 0; 1e-8 is already a greedy policy for any Q gap.
+LOG_ALPHA_BOUNDS = (-18.42, 18.42)
+
+
+class Networks(NamedTuple):
+    agent: RNNAgent
+    mixer: nn.Module
+    transform: nn.Module
+
+
+class Optimisers(NamedTuple):
+    q: optax.GradientTransformation
+    opt: optax.GradientTransformation
+    alpha: optax.GradientTransformation
+
+
+def build_networks(cfg: TrainConfig, spec: EnvSpec) -> Networks:
+    return Networks(
+        agent=RNNAgent(cfg.hidden_dim, spec.num_actions),
+        mixer=make_mixer(cfg.alg.mixer, spec.num_agents, cfg.mixer_embed, cfg.hypernet_embed),
+        transform=make_transform(cfg.opt.kind, cfg.opt.layers, spec.num_agents, cfg.opt.embed_dim,
+                                 cfg.opt.hypernet_embed, cfg.opt.min_slope),
+    )
+
+
+def build_optimisers(cfg: TrainConfig) -> Optimisers:
+    # Adam on every parameter group; alpha is learned as log alpha with
+    # Adam (as in SAC), without clipping.
+    clip = optax.clip_by_global_norm(cfg.grad_clip)
+    return Optimisers(
+        q=optax.chain(clip, optax.adam(cfg.lr)),
+        opt=optax.chain(clip, optax.adam(cfg.opt_lr)),
+        alpha=optax.adam(cfg.alpha_lr),
+    )
+
+
+def init_params(nets: Networks, cfg: TrainConfig, spec: EnvSpec, key: jax.Array) -> Params:
+    n, k = spec.num_agents, spec.num_actions
+    k_agent, k_mixer, k_opt = jax.random.split(key, 3)
+    inputs = jnp.zeros((1, n, spec.obs_dim + k + n), jnp.float32)
+    hidden = jnp.zeros((1, n, cfg.hidden_dim), jnp.float32)
+    state = jnp.zeros((1, spec.state_dim), jnp.float32)
+    return Params(
+        agent=nets.agent.init(k_agent, hidden, inputs),
+        mixer=nets.mixer.init(k_mixer, jnp.zeros((1, n)), state),
+        opt=nets.transform.init(k_opt, jnp.zeros((1, n, k)), state),
+        log_alpha=jnp.log(jnp.asarray(cfg.init_alpha, jnp.float32)),
+    )
+
+
+def init_optimiser_states(opts: Optimisers, params: Params) -> OptimiserStates:
+    return OptimiserStates(
+        q=opts.q.init((params.agent, params.mixer)),
+        opt=opts.opt.init(params.opt),
+        alpha=opts.alpha.init(params.log_alpha),
+    )
+
+
+def target_entropy(cfg: TrainConfig, spec: EnvSpec) -> float:
+    return cfg.env.target_entropy_coef * spec.num_agents
+
+
+def episode_q_values(agent: RNNAgent, agent_params, batch: Episodes) -> jax.Array:
+    """Q_i for every stored step, [B, T+1, n, k]."""
+    k = agent.num_actions
+    inputs = agent_inputs(batch.obs, previous_actions_onehot(batch.actions, k))
+    return unroll(agent, agent_params, inputs)
+
+
+class TargetParts(NamedTuple):
+    """Everything the losses need from one batch, for the losses and for tests."""
+
+    q: jax.Array  # [B, T+1, n, k] online Q_i
+    q_tot: jax.Array  # [B, T] online Q_tot(s_t, u_t), differentiable
+    next_value: jax.Array  # [B, T] V_{t+1}
+    next_entropy_term: jax.Array  # [B, T] alpha log pi(u_{t+1} | s_{t+1})
+    targets: jax.Array  # [B, T] G_t, zero at padded steps
+    logits: jax.Array | None  # [B, T+1, n, k] transform output (soft head)
+    alpha: jax.Array
+
+
+def make_targets(cfg: TrainConfig, nets: Networks):
+    """(params, target, batch, key) -> TargetParts: Q_tot and its TD(lambda) targets."""
+    gamma, lam = cfg.gamma, cfg.td_lambda
+
+    def compute(params: Params, target: TargetParams, batch: Episodes, key: jax.Array) -> TargetParts:
+        T = batch.reward.shape[-1]
+        actions = batch.actions.astype(jnp.int32)
+        mask = batch.filled
+        next_filled = jnp.concatenate([mask[:, 1:], jnp.zeros_like(mask[:, :1])], axis=1)
+        next_actions = jnp.concatenate([actions[:, 1:], jnp.zeros_like(actions[:, :1])], axis=1)
+        state_next = batch.state[:, 1:]
+
+        q = episode_q_values(nets.agent, params.agent, batch)
+        q_target = episode_q_values(nets.agent, target.agent, batch)
+        q_tot = nets.mixer.apply(params.mixer, take(q[:, :T], actions), batch.state[:, :T])
+
+        def target_q_tot(next_joint_actions):
+            chosen = take(q_target[:, 1:], next_joint_actions)
+            return nets.mixer.apply(target.mixer, chosen, state_next)
+
+        logits = None
+        if cfg.is_soft:
+            alpha = jnp.exp(sg(params.log_alpha))
+            # One transform pass over all T+1 steps serves the targets (t+1,
+            # no gradient) and the OPT loss (t, gradient to phi only).
+            logits = nets.transform.apply(params.opt, sg(q), batch.state)
+            pi_next = soft_policy(sg(logits[:, 1:]), batch.avail[:, 1:], alpha)
+            sampled = pi_next.distribution.sample(seed=key)
+            next_value = target_q_tot(sampled) - take(pi_next.alpha_log_probs, sampled).sum(-1)
+            next_entropy_term = take(pi_next.alpha_log_probs, next_actions).sum(-1)
+        else:
+            # Double Q: the online agent picks, the target networks evaluate.
+            alpha = jnp.zeros(())
+            next_value = target_q_tot(greedy(sg(q[:, 1:]), batch.avail[:, 1:]))
+            next_entropy_term = jnp.zeros_like(next_value)
+
+        targets = td_lambda_targets(batch.reward, batch.terminal, next_filled, sg(next_value),
+                                    sg(next_entropy_term), gamma, lam)
+        # Padded targets are meaningless; zeroing them keeps every term of
+        # the masked loss finite, so no NaN can reach a gradient.
+        targets = sg(jnp.where(mask, targets, 0.0))
+        return TargetParts(q=q, q_tot=q_tot, next_value=next_value,
+                           next_entropy_term=next_entropy_term, targets=targets, logits=logits,
+                           alpha=alpha)
+
+    return compute
+
+
+def make_loss(cfg: TrainConfig, nets: Networks, spec: EnvSpec):
+    h_target = target_entropy(cfg, spec)
+    compute_targets = make_targets(cfg, nets)
+
+    def loss(params: Params, target: TargetParams, batch: Episodes, key: jax.Array):
+        T = batch.reward.shape[-1]
+        mask = batch.filled
+        parts = compute_targets(params, target, batch, key)
+        loss_q = masked_mean(0.5 * (parts.q_tot - parts.targets) ** 2, mask)
+        if cfg.is_soft:
+            actions = batch.actions.astype(jnp.int32)
+            opt_sum = take(parts.logits[:, :T], actions).sum(-1)
+            loss_opt = masked_mean((opt_sum - sg(parts.q_tot)) ** 2, mask)
+            # Exact expectation E[log pi_jt] = -sum_i H(pi_i) rather than a
+            # single sampled log-probability: same gradient, less variance.
+            pi = soft_policy(sg(parts.logits[:, :T]), batch.avail[:, :T], parts.alpha)
+            entropy = pi.entropy().sum(-1)
+            loss_alpha = masked_mean(params.log_alpha * sg(entropy - h_target), mask)
+        else:
+            loss_opt = loss_alpha = jnp.zeros(())
+            entropy = jnp.zeros_like(parts.q_tot)
+        info = LossInfo(
+            loss_q=loss_q, loss_opt=loss_opt, loss_alpha=loss_alpha, alpha=parts.alpha,
+            policy_entropy=masked_mean(entropy, mask),
+            q_tot=masked_mean(parts.q_tot, mask), target=masked_mean(parts.targets, mask),
+        )
+        # Stop-gradients make each term reach only its own parameter group.
+        return loss_q + loss_opt + loss_alpha, info
+
+    return loss
+
+
+def make_update(cfg: TrainConfig, nets: Networks, spec: EnvSpec, opts: Optimisers):
+    grad_fn = jax.grad(make_loss(cfg, nets, spec), has_aux=True)
+
+    def update(params: Params, target: TargetParams, opt_states: OptimiserStates,
+               batch: Episodes, key: jax.Array):
+        grads, info = grad_fn(params, target, batch, key)
+        q_updates, q_state = opts.q.update((grads.agent, grads.mixer), opt_states.q)
+        agent, mixer = optax.apply_updates((params.agent, params.mixer), q_updates)
+        opt, opt_state = params.opt, opt_states.opt
+        log_alpha, alpha_state = params.log_alpha, opt_states.alpha
+        if cfg.is_soft:
+            opt_updates, opt_state = opts.opt.update(grads.opt, opt_states.opt)
+            opt = optax.apply_updates(params.opt, opt_updates)
+            alpha_updates, alpha_state = opts.alpha.update(grads.log_alpha, opt_states.alpha)
+            log_alpha = jnp.clip(optax.apply_updates(params.log_alpha, alpha_updates),
+                                 *LOG_ALPHA_BOUNDS)
+        params = Params(agent=agent, mixer=mixer, opt=opt, log_alpha=log_alpha)
+        return params, OptimiserStates(q=q_state, opt=opt_state, alpha=alpha_state), info
+
+    return update

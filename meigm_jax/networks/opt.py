@@ -1,0 +1,93 @@
+"""Policy-logit transforms g_i(Q_i; s): the OPT (paper Eq. 2) and its ablations.
+
+Each maps agent i's k Q-values [..., n, k] and the state [..., S] to k
+policy logits. The OPT's weights are generated per agent from s and kept
+positive, so g_i is strictly increasing in each Q-value and the greedy
+action of the logits is the greedy action of Q_i.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from meigm_jax.networks.hyper import HyperNet
+
+
+class OPT1(nn.Module):
+    """One layer: g_i(x; s) = a_i(s) x + c_i(s), a_i = |H_a(s)|_i + min_slope."""
+
+    num_agents: int
+    hypernet_embed: int
+    min_slope: float
+
+    @nn.compact
+    def __call__(self, q: jax.Array, state: jax.Array) -> jax.Array:
+        n = self.num_agents
+        slope = jnp.abs(HyperNet(n, self.hypernet_embed, name="hyper_a")(state)) + self.min_slope
+        bias = nn.Dense(n, name="hyper_c")(state)
+        return slope[..., None] * q + bias[..., None]
+
+
+class OPT2(nn.Module):
+    """Two layers: g_i(x; s) = sum_j W2_ij ELU(W1_ij x + b1_ij) + b2_i, W >= min_slope."""
+
+    num_agents: int
+    embed_dim: int
+    hypernet_embed: int
+    min_slope: float
+
+    @nn.compact
+    def __call__(self, q: jax.Array, state: jax.Array) -> jax.Array:
+        n, d = self.num_agents, self.embed_dim
+        shape = state.shape[:-1] + (n, 1, d)  # broadcast over the k actions
+        w1 = jnp.abs(HyperNet(n * d, self.hypernet_embed, name="hyper_w1")(state)) + self.min_slope
+        b1 = nn.Dense(n * d, name="hyper_b1")(state)
+        w2 = jnp.abs(HyperNet(n * d, self.hypernet_embed, name="hyper_w2")(state)) + self.min_slope
+        b2 = HyperNet(n, self.hypernet_embed, name="hyper_b2")(state)
+        hidden = nn.elu(w1.reshape(shape) * q[..., None] + b1.reshape(shape))
+        return (w2.reshape(shape) * hidden).sum(-1) + b2[..., None]
+
+
+class IdentityTransform(nn.Module):
+    """g_i(x) = x: the +Entropy ablation (paper Table 3)."""
+
+    @nn.compact
+    def __call__(self, q: jax.Array, state: jax.Array) -> jax.Array:
+        del state
+        return q
+
+
+class MLPTransform(nn.Module):
+    """Unconstrained 3-layer MLP on [Q_i(.), s, onehot(i)] -> k logits (paper Table 4).
+
+    Nothing keeps its output in the order of Q_i: that is the point of the
+    ablation.
+    """
+
+    num_agents: int
+    hidden: int
+
+    @nn.compact
+    def __call__(self, q: jax.Array, state: jax.Array) -> jax.Array:
+        n, k = q.shape[-2], q.shape[-1]
+        ids = jnp.broadcast_to(jnp.eye(n, dtype=q.dtype), q.shape[:-1] + (n,))
+        states = jnp.broadcast_to(state[..., None, :], q.shape[:-1] + state.shape[-1:])
+        x = jnp.concatenate([q, states, ids], axis=-1)
+        x = nn.relu(nn.Dense(self.hidden)(x))
+        x = nn.relu(nn.Dense(self.hidden)(x))
+        return nn.Dense(k)(x)
+
+
+def make_transform(kind: str, layers: int, num_agents: int, embed_dim: int,
+                   hypernet_embed: int, min_slope: float) -> nn.Module:
+    if kind == "none":
+        return IdentityTransform()
+    if kind == "mlp":
+        return MLPTransform(num_agents, hypernet_embed)
+    if kind == "opt" and layers == 1:
+        return OPT1(num_agents, hypernet_embed, min_slope)
+    if kind == "opt" and layers == 2:
+        return OPT2(num_agents, embed_dim, hypernet_embed, min_slope)
+    raise ValueError(f"unknown transform kind={kind!r} layers={layers!r}")

@@ -1,0 +1,48 @@
+"""A device-resident FIFO replay of whole padded episodes: pure init / add / sample."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from meigm_jax.types import Episodes, ReplayState
+
+
+def init(example: Episodes, capacity: int) -> ReplayState:
+    """An empty buffer of ``capacity`` episodes shaped like one ``example``."""
+    data = jax.tree.map(lambda x: jnp.zeros((capacity,) + x.shape, x.dtype), example)
+    return ReplayState(data=data, insert_pos=jnp.zeros((), jnp.int32), size=jnp.zeros((), jnp.int32))
+
+
+def add(state: ReplayState, episodes: Episodes) -> ReplayState:
+    """Write a batch of episodes [E, ...], overwriting the oldest when full."""
+    capacity = state.data.reward.shape[0]
+    count = episodes.reward.shape[0]
+    slots = (state.insert_pos + jnp.arange(count)) % capacity
+    data = jax.tree.map(lambda buf, new: buf.at[slots].set(new.astype(buf.dtype)), state.data, episodes)
+    return ReplayState(
+        data=data,
+        insert_pos=(state.insert_pos + count) % capacity,
+        size=jnp.minimum(state.size + count, capacity),
+    )
+
+
+def can_sample(state: ReplayState, batch_size: int) -> jax.Array:
+    return state.size >= batch_size
+
+
+def sample(state: ReplayState, key: jax.Array, batch_size: int) -> Episodes:
+    """``batch_size`` distinct stored episodes, uniformly (as pymarl samples).
+
+    Random scores on filled slots and the top ``batch_size`` of them: a draw
+    without replacement with static shapes. Needs ``can_sample``.
+    """
+    capacity = state.data.reward.shape[0]
+    scores = jax.random.uniform(key, (capacity,))
+    scores = jnp.where(jnp.arange(capacity) < state.size, scores, -1.0)
+    _, idx = jax.lax.top_k(scores, batch_size)
+    return jax.tree.map(lambda buf: buf[idx], state.data)
+
+
+def nbytes(state: ReplayState) -> int:
+    return sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(state.data))

@@ -1,0 +1,130 @@
+"""Episodes of ``num_envs`` vmapped environments in one ``lax.scan``.
+
+Every rollout resets its environments and runs exactly T steps. An
+environment whose episode has ended keeps stepping (its outputs are masked
+by ``filled``), which is cheaper on an accelerator than freezing its state.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from meigm_jax.envs.base import MarlEnv
+from meigm_jax.learner import Networks
+from meigm_jax.networks.agent import agent_inputs
+from meigm_jax.policy import epsilon_greedy, epsilon_greedy_probs, greedy, soft_policy
+from meigm_jax.types import Episodes, Observation, Params, RolloutStats
+
+# act(key, hidden, observation, last_onehot) -> (hidden, actions, joint entropy)
+ActFn = Callable[[jax.Array, jax.Array, Observation, jax.Array], tuple]
+
+
+def make_act(nets: Networks, params: Params, mode: str, epsilon: jax.Array | None = None) -> ActFn:
+    """The acting policy: ``soft`` (OPT logits / alpha), ``epsilon_greedy`` or ``greedy``.
+
+    Greedy acting reads only each agent's own Q_i: no global state.
+    """
+
+    def act(key, hidden, observation: Observation, last_onehot):
+        inputs = agent_inputs(observation.obs, last_onehot)
+        hidden, q = nets.agent.apply(params.agent, hidden, inputs)
+        avail = observation.avail
+        if mode == "soft":
+            logits = nets.transform.apply(params.opt, q, observation.state)
+            pi = soft_policy(logits, avail, jnp.exp(params.log_alpha))
+            actions = pi.distribution.sample(seed=key)
+            entropy = pi.entropy().sum(-1)
+        elif mode == "epsilon_greedy":
+            actions = epsilon_greedy(key, q, avail, epsilon)
+            probs = epsilon_greedy_probs(q, avail, epsilon)
+            entropy = -jnp.where(probs > 0, probs * jnp.log(probs), 0.0).sum((-2, -1))
+        else:
+            actions = greedy(q, avail)
+            entropy = jnp.zeros(q.shape[:-2])
+        return hidden, actions, entropy
+
+    return act
+
+
+class _Carry(NamedTuple):
+    env_state: object
+    observation: Observation
+    hidden: jax.Array
+    last_onehot: jax.Array
+    alive: jax.Array
+    episode_return: jax.Array
+    won: jax.Array
+    length: jax.Array
+    entropy_sum: jax.Array
+    key: jax.Array
+
+
+class RolloutResult(NamedTuple):
+    episodes: Episodes | None  # [E, ...] when recorded
+    stats: RolloutStats
+    entropy_sum: jax.Array  # joint policy entropy summed over real steps
+
+
+def rollout(env: MarlEnv, act: ActFn, hidden_dim: int, num_envs: int, key: jax.Array,
+            record: bool, bootstrap_timeout: bool = False) -> RolloutResult:
+    spec = env.spec
+    n, k, T = spec.num_agents, spec.num_actions, spec.episode_limit
+    key, reset_key = jax.random.split(key)
+    env_state, observation = jax.vmap(env.reset)(jax.random.split(reset_key, num_envs))
+    zeros = jnp.zeros((num_envs,), jnp.float32)
+    carry = _Carry(
+        env_state=env_state, observation=observation,
+        hidden=jnp.zeros((num_envs, n, hidden_dim), jnp.float32),
+        last_onehot=jnp.zeros((num_envs, n, k), jnp.float32),
+        alive=jnp.ones((num_envs,), bool), episode_return=zeros,
+        won=jnp.zeros((num_envs,), bool), length=jnp.zeros((num_envs,), jnp.int32),
+        entropy_sum=zeros, key=key,
+    )
+
+    def step(c: _Carry, t):
+        key, act_key, step_key = jax.random.split(c.key, 3)
+        hidden, actions, entropy = act(act_key, c.hidden, c.observation, c.last_onehot)
+        env_state, observation, outcome = jax.vmap(env.step)(
+            jax.random.split(step_key, num_envs), c.env_state, actions)
+        # The episode limit is enforced here too, whatever the env reports.
+        truncated = (outcome.truncated | (t == T - 1)) & ~outcome.terminated
+        done = outcome.terminated | truncated
+        reward = jnp.where(c.alive, outcome.reward, 0.0)
+        terminal = outcome.terminated | (truncated & (not bootstrap_timeout))
+        record_t = None
+        if record:
+            record_t = (c.observation, actions.astype(jnp.uint8), reward, c.alive & terminal, c.alive)
+        new = _Carry(
+            env_state=env_state, observation=observation, hidden=hidden,
+            last_onehot=jax.nn.one_hot(actions, k, dtype=jnp.float32),
+            alive=c.alive & ~done,
+            episode_return=c.episode_return + reward,
+            won=c.won | (c.alive & outcome.won),
+            length=c.length + c.alive.astype(jnp.int32),
+            entropy_sum=c.entropy_sum + jnp.where(c.alive, entropy, 0.0),
+            key=key,
+        )
+        return new, record_t
+
+    final, recorded = jax.lax.scan(step, carry, jnp.arange(T))
+    stats = RolloutStats(
+        episodes=jnp.asarray(num_envs, jnp.float32),
+        return_sum=final.episode_return.sum(),
+        win_sum=final.won.sum().astype(jnp.float32),
+        length_sum=final.length.sum().astype(jnp.float32),
+    )
+    episodes = None
+    if record:
+        seen, actions, reward, terminal, filled = recorded
+        # Append the observation after the last step: [T+1, E, ...].
+        seen = jax.tree.map(lambda xs, x: jnp.concatenate([xs, x[None]], 0), seen, final.observation)
+        batch_major = lambda x: jnp.swapaxes(x, 0, 1)
+        episodes = Episodes(
+            obs=batch_major(seen.obs), state=batch_major(seen.state), avail=batch_major(seen.avail),
+            actions=batch_major(actions), reward=batch_major(reward),
+            terminal=batch_major(terminal), filled=batch_major(filled),
+        )
+    return RolloutResult(episodes=episodes, stats=stats, entropy_sum=final.entropy_sum.sum())

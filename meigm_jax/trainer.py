@@ -1,0 +1,216 @@
+"""``make_train(config)``: the whole training run as pure, jittable functions.
+
+    trainer = make_train(cfg)
+    state, metrics = jax.jit(jax.vmap(trainer.train))(seed_keys)
+
+``train(key)`` runs ``num_chunks`` chunks in a ``lax.scan``; a chunk
+collects episodes and takes gradient steps (a ``lax.while_loop``) until the
+seed has seen the next ``test_interval`` env steps, then evaluates greedily.
+The CLI calls the same ``init`` and ``chunk`` one chunk at a time, so it can
+log between compiled chunks; nothing else returns to Python.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from meigm_jax import replay
+from meigm_jax.config import TrainConfig
+from meigm_jax.envs import make_env
+from meigm_jax.envs.base import EnvSpec, MarlEnv
+from meigm_jax.learner import (
+    Networks,
+    build_networks,
+    build_optimisers,
+    init_optimiser_states,
+    init_params,
+    make_update,
+)
+from meigm_jax.policy import epsilon_schedule
+from meigm_jax.rollout import make_act, rollout
+from meigm_jax.types import (
+    ChunkMetrics,
+    Counters,
+    Episodes,
+    LossInfo,
+    RolloutStats,
+    TargetParams,
+    TrainState,
+)
+
+
+class Trainer(NamedTuple):
+    config: TrainConfig
+    env: MarlEnv
+    spec: EnvSpec
+    nets: Networks
+    num_chunks: int
+    init: Callable[[jax.Array], TrainState]
+    chunk: Callable[[TrainState, jax.Array], tuple[TrainState, ChunkMetrics]]
+    evaluate: Callable  # (params, key) -> RolloutStats
+    train: Callable[[jax.Array], tuple[TrainState, ChunkMetrics]]
+
+
+class _ChunkTotals(NamedTuple):
+    rollouts: RolloutStats
+    entropy_sum: jax.Array
+    updates: jax.Array
+    losses: LossInfo  # sums over updates
+
+
+def empty_episode(spec: EnvSpec) -> Episodes:
+    """One zero episode: the replay's item shape and dtypes."""
+    n, k, T = spec.num_agents, spec.num_actions, spec.episode_limit
+    return Episodes(
+        obs=jnp.zeros((T + 1, n, spec.obs_dim), jnp.float32),
+        state=jnp.zeros((T + 1, spec.state_dim), jnp.float32),
+        avail=jnp.zeros((T + 1, n, k), bool),
+        actions=jnp.zeros((T, n), jnp.uint8),
+        reward=jnp.zeros((T,), jnp.float32),
+        terminal=jnp.zeros((T,), bool),
+        filled=jnp.zeros((T,), bool),
+    )
+
+
+def replay_bytes_per_seed(cfg: TrainConfig, spec: EnvSpec) -> int:
+    item = empty_episode(spec)
+    return cfg.buffer_size * sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(item))
+
+
+def _zeros_like_tree(tree):
+    return jax.tree.map(jnp.zeros_like, tree)
+
+
+def make_train(cfg: TrainConfig, env: MarlEnv | None = None) -> Trainer:
+    env = env if env is not None else make_env(cfg.env.name)
+    spec = env.spec
+    nets = build_networks(cfg, spec)
+    opts = build_optimisers(cfg)
+    update = make_update(cfg, nets, spec, opts)
+    train_mode = "soft" if cfg.is_soft else "epsilon_greedy"
+    num_chunks = math.ceil(cfg.total_timesteps / cfg.test_interval)
+    zero_losses = LossInfo(*([jnp.zeros(())] * len(LossInfo._fields)))
+
+    def init(key: jax.Array) -> TrainState:
+        key, init_key = jax.random.split(key)
+        params = init_params(nets, cfg, spec, init_key)
+        return TrainState(
+            params=params,
+            target=TargetParams(agent=params.agent, mixer=params.mixer),
+            opt_states=init_optimiser_states(opts, params),
+            replay=replay.init(empty_episode(spec), cfg.buffer_size),
+            counters=Counters(*([jnp.zeros((), jnp.int32)] * len(Counters._fields))),
+            key=key,
+        )
+
+    def epsilon(state: TrainState) -> jax.Array:
+        return epsilon_schedule(state.counters.env_steps, cfg.epsilon_start, cfg.epsilon_finish,
+                                cfg.epsilon_anneal_steps)
+
+    def learn(state: TrainState, n_updates: jax.Array, key: jax.Array):
+        def body(i, carry):
+            params, target, opt_states, loss_sums = carry
+            sample_key, loss_key = jax.random.split(jax.random.fold_in(key, i))
+            batch = replay.sample(state.replay, sample_key, cfg.batch_size)
+            params, opt_states, info = update(params, target, opt_states, batch, loss_key)
+            if cfg.target_tau > 0:
+                target = jax.tree.map(lambda t, p: (1 - cfg.target_tau) * t + cfg.target_tau * p,
+                                      target, TargetParams(params.agent, params.mixer))
+            loss_sums = jax.tree.map(jnp.add, loss_sums, info)
+            return params, target, opt_states, loss_sums
+
+        carry = (state.params, state.target, state.opt_states, zero_losses)
+        return jax.lax.fori_loop(0, n_updates, body, carry)
+
+    def rollout_and_learn(state: TrainState, totals: _ChunkTotals):
+        key, rollout_key, learn_key = jax.random.split(state.key, 3)
+        act = make_act(nets, state.params, train_mode, epsilon(state))
+        result = rollout(env, act, cfg.hidden_dim, cfg.num_envs, rollout_key, record=True,
+                         bootstrap_timeout=cfg.env.bootstrap_timeout)
+        buffer = replay.add(state.replay, result.episodes)
+        c = state.counters
+        episodes = c.episodes + cfg.num_envs
+        # num_envs / batch_size_run gradient steps per rollout on average
+        # (the paper's replay ratio), once the replay holds a full batch.
+        n_updates = episodes // cfg.batch_size_run - c.episodes // cfg.batch_size_run
+        n_updates = jnp.where(replay.can_sample(buffer, cfg.batch_size), n_updates, 0)
+        state = state._replace(replay=buffer)
+        params, target, opt_states, loss_sums = learn(state, n_updates, learn_key)
+        last_copy = c.last_target_update
+        if cfg.target_tau == 0:
+            copy = (n_updates > 0) & (episodes - last_copy >= cfg.target_update_interval)
+            online = TargetParams(params.agent, params.mixer)
+            target = jax.tree.map(lambda t, p: jnp.where(copy, p, t), target, online)
+            last_copy = jnp.where(copy, episodes, last_copy)
+        counters = Counters(
+            env_steps=c.env_steps + result.stats.length_sum.astype(jnp.int32),
+            episodes=episodes, updates=c.updates + n_updates, last_target_update=last_copy,
+        )
+        state = TrainState(params=params, target=target, opt_states=opt_states, replay=buffer,
+                           counters=counters, key=key)
+        totals = _ChunkTotals(
+            rollouts=jax.tree.map(jnp.add, totals.rollouts, result.stats),
+            entropy_sum=totals.entropy_sum + result.entropy_sum,
+            updates=totals.updates + n_updates,
+            losses=jax.tree.map(jnp.add, totals.losses, loss_sums),
+        )
+        return state, totals
+
+    def evaluate(params, key) -> RolloutStats:
+        act = make_act(nets, params, "greedy")
+        return rollout(env, act, cfg.hidden_dim, cfg.test_episodes, key, record=False).stats
+
+    def chunk(state: TrainState, index: jax.Array) -> tuple[TrainState, ChunkMetrics]:
+        until = jnp.minimum((index + 1) * cfg.test_interval, cfg.total_timesteps)
+        totals = _ChunkTotals(
+            rollouts=RolloutStats(*([jnp.zeros(())] * len(RolloutStats._fields))),
+            entropy_sum=jnp.zeros(()), updates=jnp.zeros((), jnp.int32), losses=zero_losses,
+        )
+        state, totals = jax.lax.while_loop(
+            lambda carry: carry[0].counters.env_steps < until,
+            lambda carry: rollout_and_learn(*carry),
+            (state, totals),
+        )
+        key, eval_key = jax.random.split(state.key)
+        state = state._replace(key=key)
+        test = evaluate(state.params, eval_key)
+        train = totals.rollouts
+        # Losses are undefined in a chunk with no gradient step: NaN, which
+        # the metrics writer records as null.
+        per_update = jax.tree.map(
+            lambda s: jnp.where(totals.updates > 0, s / jnp.maximum(totals.updates, 1), jnp.nan),
+            totals.losses)
+        metrics = ChunkMetrics(
+            env_steps=state.counters.env_steps,
+            episodes=state.counters.episodes,
+            updates=state.counters.updates,
+            test_return=test.return_sum / test.episodes,
+            test_win_rate=test.win_sum / test.episodes,
+            test_length=test.length_sum / test.episodes,
+            train_return=train.return_sum / train.episodes,
+            train_win_rate=train.win_sum / train.episodes,
+            loss_q=per_update.loss_q,
+            loss_opt=per_update.loss_opt,
+            alpha=jnp.exp(state.params.log_alpha) if cfg.is_soft else jnp.zeros(()),
+            policy_entropy=totals.entropy_sum / jnp.maximum(train.length_sum, 1.0),
+            epsilon=jnp.zeros(()) if cfg.is_soft else epsilon(state),
+            q_tot=per_update.q_tot,
+        )
+        return state, metrics
+
+    def train(key: jax.Array):
+        state = init(key)
+        return jax.lax.scan(chunk, state, jnp.arange(num_chunks))
+
+    return Trainer(config=cfg, env=env, spec=spec, nets=nets, num_chunks=num_chunks, init=init,
+                   chunk=chunk, evaluate=evaluate, train=train)
+
+
+def seed_keys(cfg: TrainConfig) -> jax.Array:
+    """One key per seed; seed i of a sweep is the same run whatever num_seeds is."""
+    base = jax.random.PRNGKey(cfg.seed)
+    return jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(cfg.num_seeds))

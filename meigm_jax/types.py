@@ -1,0 +1,125 @@
+"""Typed state shared by the trainer's components.
+
+Shapes use: n agents, k actions, O obs features, S state features, T episode
+limit, B episodes in a batch, C replay capacity.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+
+PyTree = Any
+
+
+class Observation(NamedTuple):
+    """What the agents and the centralised learner see at one step."""
+
+    obs: jax.Array  # [n, O]
+    state: jax.Array  # [S]
+    avail: jax.Array  # [n, k] bool
+
+
+class StepOutcome(NamedTuple):
+    reward: jax.Array  # [] team reward
+    terminated: jax.Array  # [] bool, a true end of the episode
+    truncated: jax.Array  # [] bool, the episode limit was reached
+    won: jax.Array  # [] bool (False where the env has no wins)
+
+
+class Episodes(NamedTuple):
+    """Whole episodes padded to the episode limit T (a replay item).
+
+    Observations are kept for T + 1 steps: index ``len`` holds the
+    observation after the last action, needed to bootstrap a time-out.
+    ``filled[t]`` is True for real steps t < len; everything else is padding.
+    """
+
+    obs: jax.Array  # [..., T+1, n, O]
+    state: jax.Array  # [..., T+1, S]
+    avail: jax.Array  # [..., T+1, n, k] bool
+    actions: jax.Array  # [..., T, n] uint8
+    reward: jax.Array  # [..., T] float32
+    terminal: jax.Array  # [..., T] bool: no bootstrap after this step
+    filled: jax.Array  # [..., T] bool
+
+
+class ReplayState(NamedTuple):
+    data: Episodes  # leading axis C
+    insert_pos: jax.Array  # [] int32, next slot to write
+    size: jax.Array  # [] int32, slots holding episodes
+
+
+class Params(NamedTuple):
+    agent: PyTree
+    mixer: PyTree
+    opt: PyTree
+    log_alpha: jax.Array  # []
+
+
+class TargetParams(NamedTuple):
+    agent: PyTree
+    mixer: PyTree
+
+
+class OptimiserStates(NamedTuple):
+    q: PyTree  # agent + mixer (theta)
+    opt: PyTree  # OPT (phi)
+    alpha: PyTree  # log alpha (omega)
+
+
+class Counters(NamedTuple):
+    env_steps: jax.Array  # [] int32 real (unpadded) env steps collected
+    episodes: jax.Array  # [] int32
+    updates: jax.Array  # [] int32 gradient steps taken
+    last_target_update: jax.Array  # [] int32 episode count at the last hard copy
+
+
+class LossInfo(NamedTuple):
+    """Per-update diagnostics, averaged over the batch's real steps."""
+
+    loss_q: jax.Array
+    loss_opt: jax.Array
+    loss_alpha: jax.Array
+    alpha: jax.Array
+    policy_entropy: jax.Array  # joint entropy sum_i H(pi_i)
+    q_tot: jax.Array
+    target: jax.Array
+
+
+class RolloutStats(NamedTuple):
+    """Sums over the episodes of one or more rollouts."""
+
+    episodes: jax.Array
+    return_sum: jax.Array
+    win_sum: jax.Array
+    length_sum: jax.Array
+
+
+class TrainState(NamedTuple):
+    params: Params
+    target: TargetParams
+    opt_states: OptimiserStates
+    replay: ReplayState
+    counters: Counters
+    key: jax.Array
+
+
+class ChunkMetrics(NamedTuple):
+    """One evaluation's worth of metrics for one seed."""
+
+    env_steps: jax.Array
+    episodes: jax.Array
+    updates: jax.Array
+    test_return: jax.Array
+    test_win_rate: jax.Array
+    test_length: jax.Array
+    train_return: jax.Array
+    train_win_rate: jax.Array
+    loss_q: jax.Array
+    loss_opt: jax.Array
+    alpha: jax.Array
+    policy_entropy: jax.Array
+    epsilon: jax.Array
+    q_tot: jax.Array

@@ -1,0 +1,101 @@
+"""Small shared builders for the unit tests: a fake env spec and random padded episodes."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from meigm_jax.config import from_dict
+from meigm_jax.envs.base import EnvSpec
+from meigm_jax.types import Episodes
+
+SPEC = EnvSpec(name="fake", num_agents=3, num_actions=5, obs_dim=6, state_dim=8, episode_limit=7,
+               has_win=False)
+
+
+def small_config(**over):
+    base = dict(env=dict(name="matrix_game"), hidden_dim=16, mixer_embed=8, hypernet_embed=16,
+                opt=dict(embed_dim=8, hypernet_embed=16), gamma=0.9, td_lambda=0.6)
+    for k, v in over.items():
+        base[k] = {**base.get(k, {}), **v} if isinstance(v, dict) else v
+    return from_dict(base)
+
+
+def random_episodes(seed: int, batch: int, spec: EnvSpec = SPEC, terminal_fraction=0.5) -> tuple[Episodes, np.ndarray]:
+    """Random episodes of varied lengths 1..T, padded with random garbage.
+
+    Returns the batch and the lengths. Each episode either ends terminally or
+    is cut at its length by a time-out (no terminal flag: bootstraps).
+    """
+    rng = np.random.default_rng(seed)
+    n, k, T = spec.num_agents, spec.num_actions, spec.episode_limit
+    lengths = rng.integers(1, T + 1, size=batch)
+    lengths[0] = T  # always one full-length episode
+    filled = np.arange(T)[None, :] < lengths[:, None]
+    terminal = np.zeros((batch, T), bool)
+    ends_terminal = rng.random(batch) < terminal_fraction
+    terminal[np.arange(batch), lengths - 1] = ends_terminal
+    avail = rng.random((batch, T + 1, n, k)) < 0.7
+    avail[..., 0] = True  # at least one action always available
+    actions = np.zeros((batch, T, n), np.uint8)
+    for b, t, i in np.ndindex(batch, T, n):
+        choices = np.flatnonzero(avail[b, t, i])
+        actions[b, t, i] = rng.choice(choices)
+    episodes = Episodes(
+        obs=jnp.asarray(rng.normal(size=(batch, T + 1, n, spec.obs_dim)), jnp.float32),
+        state=jnp.asarray(rng.normal(size=(batch, T + 1, spec.state_dim)), jnp.float32),
+        avail=jnp.asarray(avail),
+        actions=jnp.asarray(actions),
+        reward=jnp.asarray(rng.normal(size=(batch, T)) * filled, jnp.float32),
+        terminal=jnp.asarray(terminal),
+        filled=jnp.asarray(filled),
+    )
+    return episodes, lengths
+
+
+def scramble_padding(episodes: Episodes, lengths: np.ndarray, seed: int) -> Episodes:
+    """Replace everything past each episode's end with other random values.
+
+    Observations, states and masks at index ``len`` (the step after the last
+    action) are kept: a time-out bootstraps from them. Padded actions stay
+    valid indices.
+    """
+    rng = np.random.default_rng(seed)
+    T = episodes.reward.shape[1]
+    step_pad = np.arange(T)[None, :] >= lengths[:, None]  # [B, T]
+    obs_pad = np.arange(T + 1)[None, :] > lengths[:, None]  # [B, T+1]
+
+    def mix(x, pad, fresh):
+        pad = pad.reshape(pad.shape + (1,) * (x.ndim - pad.ndim))
+        return jnp.where(pad, jnp.asarray(fresh, x.dtype), x)
+
+    k = episodes.avail.shape[-1]
+    return Episodes(
+        obs=mix(episodes.obs, obs_pad, 100 * rng.normal(size=episodes.obs.shape)),
+        state=mix(episodes.state, obs_pad, 100 * rng.normal(size=episodes.state.shape)),
+        avail=mix(episodes.avail, obs_pad, rng.random(episodes.avail.shape) < 0.5),
+        actions=mix(episodes.actions, step_pad, rng.integers(0, k, size=episodes.actions.shape)),
+        reward=mix(episodes.reward, step_pad, 1000 * rng.normal(size=episodes.reward.shape)),
+        terminal=mix(episodes.terminal, step_pad, rng.random(episodes.terminal.shape) < 0.5),
+        filled=episodes.filled,
+    )
+
+
+def numpy_td_lambda(reward, terminal, lengths, next_value, next_entropy_term, gamma, lam):
+    """Plain loop reference for the soft TD(lambda) recursion of SPEC.md."""
+    B, T = reward.shape
+    out = np.zeros((B, T))
+    for b in range(B):
+        g_next = 0.0
+        for t in reversed(range(lengths[b])):
+            if terminal[b, t]:
+                g = reward[b, t]
+            elif t == lengths[b] - 1:
+                g = reward[b, t] + gamma * next_value[b, t]
+            else:
+                g = reward[b, t] + gamma * ((1 - lam) * next_value[b, t]
+                                            + lam * (g_next - next_entropy_term[b, t]))
+            out[b, t] = g
+            g_next = g
+    return out

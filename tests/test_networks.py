@@ -1,0 +1,75 @@
+"""Structural properties of the networks: OPT keeps order, QMIX is monotone."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from meigm_jax.networks.mixers import QMixer
+from meigm_jax.networks.opt import make_transform
+
+N, K, S, BATCH = 4, 7, 12, 512
+
+
+def _inputs(seed):
+    kq, ks = jax.random.split(jax.random.PRNGKey(seed))
+    return 3.0 * jax.random.normal(kq, (BATCH, N, K)), jax.random.normal(ks, (BATCH, S))
+
+
+def _perturbed(params, seed, scale):
+    leaves, tree = jax.tree.flatten(params)
+    keys = jax.random.split(jax.random.PRNGKey(seed), len(leaves))
+    return jax.tree.unflatten(tree, [p + scale * jax.random.normal(k, p.shape) for p, k in zip(leaves, keys)])
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_opt_preserves_order_exactly(layers):
+    q, s = _inputs(layers)
+    module = make_transform("opt", layers, N, 32, 64, 1e-6)
+    for seed in range(3):
+        params = _perturbed(module.init(jax.random.PRNGKey(seed), q[:1], s[:1]), seed, 0.1)
+        out = module.apply(params, q, s)
+        assert out.shape == q.shape
+        np.testing.assert_array_equal(np.argsort(out, -1), np.argsort(q, -1))
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_opt_never_inverts_order_even_with_large_weights(layers):
+    # With large weights float32 may round two outputs to a tie, but an
+    # order-preserving map can never swap two inputs.
+    q, s = _inputs(10 + layers)
+    module = make_transform("opt", layers, N, 32, 64, 1e-6)
+    params = _perturbed(module.init(jax.random.PRNGKey(0), q[:1], s[:1]), 1, 3.0)
+    out = np.asarray(module.apply(params, q, s))
+    qn = np.asarray(q)
+    i_below_j = qn[..., :, None] < qn[..., None, :]  # [B, N, K, K]
+    out_i = np.broadcast_to(out[..., :, None], i_below_j.shape)[i_below_j]
+    out_j = np.broadcast_to(out[..., None, :], i_below_j.shape)[i_below_j]
+    assert np.all(out_i <= out_j)
+
+
+def test_mlp_ablation_can_break_order():
+    q, s = _inputs(3)
+    module = make_transform("mlp", 1, N, 32, 64, 1e-6)
+    params = module.init(jax.random.PRNGKey(0), q[:1], s[:1])
+    out = module.apply(params, q, s)
+    mismatched = np.argmax(out, -1) != np.argmax(q, -1)
+    assert mismatched.mean() > 0.1
+
+
+def test_none_ablation_is_identity():
+    q, s = _inputs(4)
+    module = make_transform("none", 1, N, 32, 64, 1e-6)
+    np.testing.assert_array_equal(module.apply(module.init(jax.random.PRNGKey(0), q, s), q, s), q)
+
+
+def test_qmix_is_monotone_in_every_agent_q():
+    mixer = QMixer(N, 32, 64)
+    q = jax.random.normal(jax.random.PRNGKey(0), (BATCH, N)) * 5
+    s = jax.random.normal(jax.random.PRNGKey(1), (BATCH, S))
+    for seed in range(3):
+        params = _perturbed(mixer.init(jax.random.PRNGKey(seed), q[:1], s[:1]), seed, 0.5)
+        grads = jax.vmap(jax.grad(lambda qi, si: mixer.apply(params, qi, si)))(q, s)
+        assert grads.shape == (BATCH, N)
+        assert bool(jnp.all(grads >= 0))
+        assert bool(jnp.any(grads > 0))

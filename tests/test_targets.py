@@ -1,0 +1,135 @@
+"""Soft TD(lambda) targets against a NumPy loop, and the losses' masking."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from helpers import SPEC, numpy_td_lambda, random_episodes, scramble_padding, small_config
+from meigm_jax.learner import (
+    build_networks,
+    episode_q_values,
+    init_params,
+    make_loss,
+    make_targets,
+)
+from meigm_jax.policy import greedy
+from meigm_jax.targets import td_lambda_targets
+from meigm_jax.types import Episodes, TargetParams
+
+GAMMA, LAM = 0.9, 0.6
+
+
+def _random_recursion_inputs(seed, batch=12):
+    episodes, lengths = random_episodes(seed, batch)
+    rng = np.random.default_rng(seed + 100)
+    shape = episodes.reward.shape
+    next_value = rng.normal(size=shape) * 3
+    entropy_term = rng.normal(size=shape)
+    next_filled = np.concatenate([np.asarray(episodes.filled)[:, 1:], np.zeros((batch, 1), bool)], 1)
+    return episodes, lengths, next_value, entropy_term, next_filled
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.4, 1.0])
+def test_recursion_matches_numpy_loop(lam):
+    episodes, lengths, v, e, next_filled = _random_recursion_inputs(int(lam * 10))
+    got = td_lambda_targets(episodes.reward, episodes.terminal, jnp.asarray(next_filled),
+                            jnp.asarray(v, jnp.float32), jnp.asarray(e, jnp.float32), GAMMA, lam)
+    want = numpy_td_lambda(np.asarray(episodes.reward), np.asarray(episodes.terminal), lengths, v, e,
+                           GAMMA, lam)
+    mask = np.asarray(episodes.filled)
+    np.testing.assert_allclose(np.asarray(got)[mask], want[mask], rtol=1e-5, atol=1e-5)
+
+
+def test_lambda_zero_is_one_step_target():
+    episodes, lengths, v, e, next_filled = _random_recursion_inputs(7)
+    got = td_lambda_targets(episodes.reward, episodes.terminal, jnp.asarray(next_filled),
+                            jnp.asarray(v, jnp.float32), jnp.asarray(e, jnp.float32), GAMMA, 0.0)
+    r, d = np.asarray(episodes.reward), np.asarray(episodes.terminal)
+    one_step = r + GAMMA * (1 - d) * v
+    mask = np.asarray(episodes.filled)
+    np.testing.assert_allclose(np.asarray(got)[mask], one_step[mask], rtol=1e-6, atol=1e-6)
+
+
+# ---- the full target pipeline with small networks -------------------------
+
+def _setup(alg="me_qmix", **over):
+    cfg = small_config(alg=dict(name=alg), **over)
+    nets = build_networks(cfg, SPEC)
+    params = init_params(nets, cfg, SPEC, jax.random.PRNGKey(0))
+    other = init_params(nets, cfg, SPEC, jax.random.PRNGKey(1))
+    target = TargetParams(agent=other.agent, mixer=other.mixer)
+    return cfg, nets, params, target
+
+
+@pytest.fixture(scope="module")
+def soft_setup():
+    return _setup("me_qmix")
+
+
+def test_pipeline_targets_match_numpy_reference(soft_setup):
+    cfg, nets, params, target = soft_setup
+    episodes, lengths = random_episodes(3, 10)
+    parts = jax.jit(make_targets(cfg, nets))(params, target, episodes, jax.random.PRNGKey(5))
+    want = numpy_td_lambda(np.asarray(episodes.reward), np.asarray(episodes.terminal), lengths,
+                           np.asarray(parts.next_value), np.asarray(parts.next_entropy_term),
+                           cfg.gamma, cfg.td_lambda)
+    mask = np.asarray(episodes.filled)
+    np.testing.assert_allclose(np.asarray(parts.targets)[mask], want[mask], rtol=1e-5, atol=1e-5)
+    assert np.all(np.asarray(parts.targets)[~mask] == 0)
+
+
+def test_terminal_step_target_is_exactly_the_reward(soft_setup):
+    cfg, nets, params, target = soft_setup
+    episodes, lengths = random_episodes(4, 10, terminal_fraction=1.0)
+    # Large alpha: a leaked entropy term of padded steps would be visible.
+    params = params._replace(log_alpha=jnp.log(jnp.asarray(5.0)))
+    parts = make_targets(cfg, nets)(params, target, episodes, jax.random.PRNGKey(0))
+    last = np.arange(10), lengths - 1
+    np.testing.assert_array_equal(np.asarray(parts.targets)[last], np.asarray(episodes.reward)[last])
+
+
+def _greedy_episodes(nets, params, episodes: Episodes) -> Episodes:
+    """Replace the stored actions, step by step, by the online agent's greedy ones."""
+    T = episodes.reward.shape[1]
+    actions = episodes.actions
+    for t in range(T):
+        q = episode_q_values(nets.agent, params.agent, episodes._replace(actions=actions))
+        actions = actions.at[:, t].set(greedy(q[:, t], episodes.avail[:, t]).astype(actions.dtype))
+    return episodes._replace(actions=actions)
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.6])
+def test_alpha_zero_greedy_soft_target_equals_baseline(lam):
+    cfg_soft, nets_soft, params, target = _setup("me_qmix", td_lambda=lam)
+    cfg_base, nets_base, _, _ = _setup("qmix", td_lambda=lam)
+    episodes, _ = random_episodes(5, 8)
+    episodes = _greedy_episodes(nets_soft, params, episodes)
+    params = params._replace(log_alpha=jnp.asarray(-jnp.inf))
+    soft = make_targets(cfg_soft, nets_soft)(params, target, episodes, jax.random.PRNGKey(1))
+    base = make_targets(cfg_base, nets_base)(params._replace(opt={}), target, episodes,
+                                             jax.random.PRNGKey(2))
+    assert float(soft.alpha) == 0.0
+    mask = np.asarray(episodes.filled)
+    np.testing.assert_allclose(np.asarray(soft.targets)[mask], np.asarray(base.targets)[mask],
+                               rtol=1e-6, atol=1e-6)
+    assert np.all(np.isfinite(np.asarray(soft.targets)))
+
+
+@pytest.mark.parametrize("alg", ["me_qmix", "qmix", "me_vdn"])
+def test_padded_steps_change_no_loss_and_no_gradient(alg):
+    cfg, nets, params, target = _setup(alg)
+    params = params._replace(log_alpha=jnp.log(jnp.asarray(0.7)))
+    episodes, lengths = random_episodes(6, 10)
+    scrambled = scramble_padding(episodes, lengths, 99)
+    assert not np.array_equal(np.asarray(scrambled.obs), np.asarray(episodes.obs))
+    grad_fn = jax.jit(jax.value_and_grad(make_loss(cfg, nets, SPEC), has_aux=True))
+    (loss_a, info_a), grads_a = grad_fn(params, target, episodes, jax.random.PRNGKey(3))
+    (loss_b, info_b), grads_b = grad_fn(params, target, scrambled, jax.random.PRNGKey(3))
+    assert np.isfinite(float(loss_a))
+    np.testing.assert_allclose(float(loss_a), float(loss_b), rtol=1e-6)
+    for a, b in zip(info_a, info_b):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
+    for a, b in zip(jax.tree.leaves(grads_a), jax.tree.leaves(grads_b)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-7)
+    assert any(np.any(np.asarray(g) != 0) for g in jax.tree.leaves(grads_a))

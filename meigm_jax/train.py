@@ -63,11 +63,27 @@ def _progress(cfg: TrainConfig, has_win: bool, records: list[dict], eta_s: float
     return line + f" | sps {sps:>9,.0f} | eta {time.strftime('%H:%M:%S', time.gmtime(max(eta_s, 0)))}"
 
 
+def compile_program(trainer):
+    """Initial state of all seeds and the compiled chunk step: ``chunk(state, index)``.
+
+    Seeds are a ``vmap`` axis of one program; the state is donated, so a
+    chunk updates the replay in place.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from meigm_jax.trainer import seed_keys
+
+    state = jax.jit(jax.vmap(trainer.init))(seed_keys(trainer.config))
+    chunk = jax.jit(jax.vmap(trainer.chunk, in_axes=(0, None)), donate_argnums=0)
+    return state, chunk.lower(state, jnp.asarray(0, jnp.int32)).compile()
+
+
 def run(cfg: TrainConfig, run_dir: Path) -> list[dict]:
     """Train all seeds of ``cfg`` chunk by chunk, logging into ``run_dir``."""
     import jax
 
-    from meigm_jax.trainer import make_train, replay_bytes_per_seed, seed_keys
+    from meigm_jax.trainer import make_train, replay_bytes_per_seed
 
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(to_dict(cfg), indent=2))
@@ -79,11 +95,7 @@ def run(cfg: TrainConfig, run_dir: Path) -> list[dict]:
           f" | run dir {run_dir}", flush=True)
 
     start = time.time()
-    init = jax.jit(jax.vmap(trainer.init))
-    chunk = jax.jit(jax.vmap(trainer.chunk, in_axes=(0, None)), donate_argnums=0)
-    state = init(seed_keys(cfg))
-    chunk_index = jax.numpy.asarray(0, jax.numpy.int32)
-    chunk = chunk.lower(state, chunk_index).compile()
+    state, chunk = compile_program(trainer)
     print(f"compiled in {time.time() - start:.1f}s; training {trainer.num_chunks} chunk(s) of "
           f"{cfg.test_interval:,} env steps", flush=True)
 

@@ -7,6 +7,13 @@ import jax
 import jax.numpy as jnp
 
 
+# PyTorch's GRUCell initialisation, uniform(-1/sqrt(H), 1/sqrt(H)), as in
+# pymarl2 (the paper's code base). It also avoids flax's default orthogonal
+# recurrent init: three QR decompositions in one vmapped program deadlock
+# XLA's CPU runtime now and then (jax 0.10.2), which hung vmapped seeds.
+GRU_INIT = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+
+
 class RNNAgent(nn.Module):
     """[o_t^i, onehot(u_{t-1}^i), onehot(i)] -> Dense -> ReLU -> GRU -> Dense = Q_i.
 
@@ -20,7 +27,9 @@ class RNNAgent(nn.Module):
     @nn.compact
     def __call__(self, hidden: jax.Array, inputs: jax.Array) -> tuple[jax.Array, jax.Array]:
         x = nn.relu(nn.Dense(self.hidden_dim, name="encoder")(inputs))
-        hidden, _ = nn.GRUCell(self.hidden_dim, name="gru")(hidden, x)
+        gru = nn.GRUCell(self.hidden_dim, kernel_init=GRU_INIT, recurrent_kernel_init=GRU_INIT,
+                         name="gru")
+        hidden, _ = gru(hidden, x)
         return hidden, nn.Dense(self.num_actions, name="q_head")(hidden)
 
 

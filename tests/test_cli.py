@@ -1,0 +1,83 @@
+"""The command line: bad input fails fast in one line; a SMAX run writes its metrics."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from meigm_jax.train import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+BAD_INPUTS = [
+    (["+env=nope"], "env"),
+    (["alg=nope"], "alg"),
+    (["td_lambda=1.5"], "td_lambda"),
+    (["batch_size=600", "buffer_size=500"], "batch_size"),
+    (["num_envs=0"], "num_envs"),
+    (["misspelt_key=3"], "misspelt_key"),
+    (["opt.layres=2"], "opt.layres"),
+    (["opt.layers=3"], "opt.layers"),
+    (["opt.kind=fancy"], "opt.kind"),
+    (["alg=qmix", "opt.kind=opt"], "opt.kind"),
+    (["env=smax_5v5"], "+env=smax_5v5"),
+    (["gamma=abc"], "gamma"),
+]
+
+
+@pytest.mark.parametrize("args,key", BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
+def test_bad_input_is_one_line_and_exit_2(args, key, capsys, tmp_path):
+    run_dir = tmp_path / "run"
+    with pytest.raises(SystemExit) as exc:
+        main(args + [f"hydra.run.dir={run_dir}"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert key in err, err
+    if not key.startswith("+"):
+        assert "allowed" in err, err
+    assert not run_dir.exists()
+
+
+def test_bad_input_subprocess_exit_code(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "meigm_jax.train", "td_lambda=2",
+                           f"hydra.run.dir={tmp_path / 'run'}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "config error: td_lambda=2 is not allowed; allowed: a number in [0, 1]"]
+    assert not (tmp_path / "run").exists()
+
+
+SMAX_TINY = ["+env=smax_5v5", "num_seeds=2", "num_envs=4", "batch_size_run=4", "batch_size=4",
+             "buffer_size=16", "total_timesteps=1200", "test_interval=600", "test_episodes=4"]
+REQUIRED = ["seed", "env_steps", "updates", "test_return", "test_win_rate", "train_return",
+            "loss_q", "loss_opt", "alpha", "policy_entropy", "sps", "wall_s"]
+
+
+def test_smax_cli_run_writes_checked_metrics(tmp_path):
+    run_dir = tmp_path / "smax"
+    proc = subprocess.run([sys.executable, "-m", "meigm_jax.train", *SMAX_TINY,
+                           f"hydra.run.dir={run_dir}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert len(records) == 2 * 2  # chunks x seeds
+    for rec in records:
+        for key in REQUIRED:
+            assert key in rec, key
+        assert 0.0 <= rec["test_win_rate"] <= 1.0
+        assert rec["env_steps"] >= 600 and rec["sps"] > 0
+        for key in ("test_return", "train_return", "alpha", "policy_entropy"):
+            assert math.isfinite(rec[key]), (key, rec)
+    last = records[-2:]
+    assert all(r["updates"] > 0 and math.isfinite(r["loss_q"]) and math.isfinite(r["loss_opt"])
+               for r in last)
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["env"]["name"] == "smax_5v5" and config["alg"]["name"] == "me_qmix"
+    assert "test_return" in proc.stdout and "done in" in proc.stdout

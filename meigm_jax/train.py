@@ -8,6 +8,7 @@ object per evaluation per seed).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import sys
 import time
@@ -54,8 +55,9 @@ def _progress(cfg: TrainConfig, has_win: bool, records: list[dict], eta_s: float
 
     steps = np.mean([r["env_steps"] for r in records])
     ret = np.array([r["test_return"] for r in records])
+    train = np.mean([r["train_return"] for r in records])
     line = (f"[{100 * min(steps / cfg.total_timesteps, 1):5.1f}%] env_steps {int(steps):>10,}"
-            f" | test_return {ret.mean():8.3f} ± {ret.std():.3f}")
+            f" | train_return {train:8.3f} | test_return {ret.mean():8.3f} ± {ret.std():.3f}")
     if has_win:
         win = np.array([r["test_win_rate"] for r in records])
         line += f" | win {win.mean():.3f}"
@@ -150,6 +152,8 @@ def _hydra_main() -> None:
 
     @hydra.main(config_path=str(CONFIG_DIR), config_name="config", version_base="1.3")
     def task(node) -> None:
+        # Hydra logs at INFO; JAX's probe for absent TPU/GPU plugins is noise.
+        logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
         try:
             cfg_dict = OmegaConf.to_container(node, resolve=True)
             cfg = load_from_dict(cfg_dict)

@@ -49,7 +49,7 @@ def test_bad_input_subprocess_exit_code(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        "config error: td_lambda=2 is not allowed; allowed: a number in [0, 1]"]
+        "config error: td_lambda=2.0 is not allowed; allowed: a number in [0, 1]"]
     assert not (tmp_path / "run").exists()
 
 

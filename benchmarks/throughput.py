@@ -1,0 +1,112 @@
+"""Throughput of the pieces of training on this machine, printed as a table.
+
+    python benchmarks/throughput.py [--env smax_5v5] [--num-envs 16] [--train-steps 20000]
+
+Rows: raw env steps/s (random valid actions), rollout steps/s with the
+ME-QMIX policy, end-to-end training env steps/s and gradient updates/s,
+and the replay's bytes per seed. Env-step counts for the first two rows are
+stepped steps (num_envs x episode limit per rollout, as the rollout steps
+finished environments too); the training row counts real env steps, as the
+trainer does. Compile time is excluded and reported apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import platform
+import time
+
+import jax
+import jax.numpy as jnp
+
+from meigm_jax.cli_config import load
+from meigm_jax.rollout import make_act, rollout
+from meigm_jax.train import compile_program
+from meigm_jax.trainer import make_train, replay_bytes_per_seed, seed_keys
+
+
+def _timed(fn, *args, repeats: int):
+    compiled_start = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    compile_s = time.perf_counter() - compiled_start
+    start = time.perf_counter()
+    for _ in range(repeats):
+        out = fn(*args)
+    jax.block_until_ready(out)
+    return (time.perf_counter() - start) / repeats, compile_s
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--env", default="smax_5v5")
+    parser.add_argument("--num-envs", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--train-steps", type=int, default=20_000)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--buffer-size", type=int, default=5000)
+    args = parser.parse_args()
+
+    cfg = load([f"+env={args.env}", f"num_envs={args.num_envs}", "num_seeds=1",
+                f"batch_size={args.batch_size}", f"buffer_size={args.buffer_size}",
+                f"total_timesteps={args.train_steps}", f"test_interval={args.train_steps}"])
+    trainer = make_train(cfg)
+    env, spec = trainer.env, trainer.spec
+    E, T = cfg.num_envs, spec.episode_limit
+    rows = []
+
+    def random_episodes(key):
+        def step(carry, _):
+            state, obs, key = carry
+            key, act_key, step_key = jax.random.split(key, 3)
+            logits = jnp.where(obs.avail, 0.0, -jnp.inf)
+            actions = jax.random.categorical(act_key, logits)
+            state, obs, _ = jax.vmap(env.step)(jax.random.split(step_key, E), state, actions)
+            return (state, obs, key), None
+
+        key, reset_key = jax.random.split(key)
+        state, obs = jax.vmap(env.reset)(jax.random.split(reset_key, E))
+        (state, obs, _), _ = jax.lax.scan(step, (state, obs, key), None, length=T)
+        return obs.obs.sum()
+
+    seconds, compile_s = _timed(jax.jit(random_episodes), jax.random.PRNGKey(0), repeats=args.repeats)
+    rows.append(("raw env, random valid actions", f"{E * T / seconds:,.0f} env steps/s", compile_s))
+
+    params = trainer.init(jax.random.PRNGKey(0)).params
+
+    @jax.jit
+    def policy_episodes(params, key):
+        act = make_act(trainer.nets, params, "soft")
+        return rollout(env, act, cfg.hidden_dim, E, key, record=True).episodes.reward.sum()
+
+    seconds, compile_s = _timed(policy_episodes, params, jax.random.PRNGKey(1), repeats=args.repeats)
+    rows.append(("rollout with ME-QMIX policy", f"{E * T / seconds:,.0f} env steps/s", compile_s))
+
+    start = time.perf_counter()
+    state, chunk = compile_program(trainer)
+    compile_s = time.perf_counter() - start
+    start = time.perf_counter()
+    state, metrics = chunk(state, jnp.asarray(0, jnp.int32))
+    jax.block_until_ready(metrics)
+    seconds = time.perf_counter() - start
+    steps, updates = int(metrics.env_steps[0]), int(metrics.updates[0])
+    rows.append(("end-to-end training", f"{steps / seconds:,.0f} env steps/s", compile_s))
+    rows.append(("gradient updates", f"{updates / seconds:,.2f} updates/s (batch {cfg.batch_size})", 0.0))
+    rows.append(("replay per seed", f"{replay_bytes_per_seed(cfg, spec) / 2**20:,.1f} MiB "
+                 f"({cfg.buffer_size} episodes)", 0.0))
+    paper = dataclasses.replace(cfg, buffer_size=5000)
+    rows.append(("replay per seed, paper size", f"{replay_bytes_per_seed(paper, spec) / 2**20:,.1f} MiB "
+                 "(5000 episodes)", 0.0))
+
+    device = jax.devices()[0]
+    print(f"\n{args.env}, num_envs={E}, episode limit {T}; {device.platform} ({device.device_kind}), "
+          f"{platform.processor() or platform.machine()}, jax {jax.__version__}")
+    print(f"training row: {steps:,} env steps, {updates} updates in {seconds:.1f}s\n")
+    print(f"| {'what':<32} | {'throughput':<36} | {'compile s':>9} |")
+    print(f"|{'-' * 34}|{'-' * 38}|{'-' * 11}|")
+    for what, value, comp in rows:
+        print(f"| {what:<32} | {value:<36} | {comp:>9.1f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 
 class HyperNet(nn.Module):
@@ -15,3 +16,19 @@ class HyperNet(nn.Module):
     @nn.compact
     def __call__(self, state: jax.Array) -> jax.Array:
         return nn.Dense(self.out)(nn.relu(nn.Dense(self.embed)(state)))
+
+
+class PositiveHyperNet(nn.Module):
+    """|HyperNet(state)| + floor: state-generated weights that are never negative.
+
+    Non-negative weights make the QMIX mixer monotone in each Q_i; a positive
+    floor makes the OPT strictly increasing, so it keeps the order of Q_i.
+    """
+
+    out: int
+    embed: int
+    floor: float = 0.0
+
+    @nn.compact
+    def __call__(self, state: jax.Array) -> jax.Array:
+        return jnp.abs(HyperNet(self.out, self.embed, name="net")(state)) + self.floor

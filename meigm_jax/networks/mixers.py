@@ -6,7 +6,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from meigm_jax.networks.hyper import HyperNet
+from meigm_jax.networks.hyper import PositiveHyperNet
 
 
 class VDNMixer(nn.Module):
@@ -31,11 +31,11 @@ class QMixer(nn.Module):
     @nn.compact
     def __call__(self, q: jax.Array, state: jax.Array) -> jax.Array:
         n, e = self.num_agents, self.embed_dim
-        w1 = jnp.abs(HyperNet(n * e, self.hypernet_embed, name="hyper_w1")(state))
+        w1 = PositiveHyperNet(n * e, self.hypernet_embed, name="hyper_w1")(state)
         w1 = w1.reshape(state.shape[:-1] + (n, e))
         b1 = nn.Dense(e, name="hyper_b1")(state)
         hidden = nn.elu(jnp.einsum("...n,...ne->...e", q, w1) + b1)
-        w2 = jnp.abs(HyperNet(e, self.hypernet_embed, name="hyper_w2")(state))
+        w2 = PositiveHyperNet(e, self.hypernet_embed, name="hyper_w2")(state)
         b2 = nn.Dense(1, name="hyper_b2_out")(nn.relu(nn.Dense(e, name="hyper_b2")(state)))
         return (hidden * w2).sum(-1) + b2[..., 0]
 

@@ -12,7 +12,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from meigm_jax.networks.hyper import HyperNet
+from meigm_jax.networks.hyper import HyperNet, PositiveHyperNet
 
 
 class OPT1(nn.Module):
@@ -25,7 +25,7 @@ class OPT1(nn.Module):
     @nn.compact
     def __call__(self, q: jax.Array, state: jax.Array) -> jax.Array:
         n = self.num_agents
-        slope = jnp.abs(HyperNet(n, self.hypernet_embed, name="hyper_a")(state)) + self.min_slope
+        slope = PositiveHyperNet(n, self.hypernet_embed, self.min_slope, name="hyper_a")(state)
         bias = nn.Dense(n, name="hyper_c")(state)
         return slope[..., None] * q + bias[..., None]
 
@@ -42,9 +42,9 @@ class OPT2(nn.Module):
     def __call__(self, q: jax.Array, state: jax.Array) -> jax.Array:
         n, d = self.num_agents, self.embed_dim
         shape = state.shape[:-1] + (n, 1, d)  # broadcast over the k actions
-        w1 = jnp.abs(HyperNet(n * d, self.hypernet_embed, name="hyper_w1")(state)) + self.min_slope
+        w1 = PositiveHyperNet(n * d, self.hypernet_embed, self.min_slope, name="hyper_w1")(state)
         b1 = nn.Dense(n * d, name="hyper_b1")(state)
-        w2 = jnp.abs(HyperNet(n * d, self.hypernet_embed, name="hyper_w2")(state)) + self.min_slope
+        w2 = PositiveHyperNet(n * d, self.hypernet_embed, self.min_slope, name="hyper_w2")(state)
         b2 = HyperNet(n, self.hypernet_embed, name="hyper_b2")(state)
         hidden = nn.elu(w1.reshape(shape) * q[..., None] + b1.reshape(shape))
         return (w2.reshape(shape) * hidden).sum(-1) + b2[..., None]

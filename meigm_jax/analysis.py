@@ -8,7 +8,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from meigm_jax.learner import Networks
+from meigm_jax.learner import Networks, mix
 from meigm_jax.networks.agent import agent_inputs
 from meigm_jax.policy import greedy, soft_policy
 from meigm_jax.types import Observation, Params
@@ -36,7 +36,8 @@ def first_step_joint_values(nets: Networks, params: Params, observation: Observa
     else:
         policy = jax.nn.one_hot(best, k)
     joint = jnp.array(list(itertools.product(range(k), repeat=n)), jnp.int32)
-    chosen = q[jnp.arange(n)[None, :], joint]
-    states = jnp.broadcast_to(observation.state, (joint.shape[0],) + observation.state.shape)
-    q_tot = nets.mixer.apply(params.mixer, chosen, states)
+    count = joint.shape[0]
+    states = jnp.broadcast_to(observation.state, (count,) + observation.state.shape)
+    q_tot = mix(nets.mixer, params.mixer, jnp.broadcast_to(q, (count, n, k)), joint, states,
+                jnp.broadcast_to(observation.avail, (count, n, k)))
     return JointValues(q=q, policy=policy, greedy_actions=best, joint_actions=joint, q_tot=q_tot)

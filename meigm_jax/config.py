@@ -23,7 +23,7 @@ class ConfigError(ValueError):
     """A configuration value that cannot be run; its message is one line."""
 
 
-MIXERS = ("vdn", "qmix")
+MIXERS = ("vdn", "qmix", "qplex")
 POLICIES = ("soft", "epsilon_greedy")
 OPT_KINDS = ("opt", "none", "mlp")
 OPT_LAYERS = (1, 2)
@@ -32,8 +32,14 @@ OPT_LAYERS = (1, 2)
 ALG_PRESETS: dict[str, tuple[str, str, str]] = {
     "me_qmix": ("qmix", "soft", "opt"),
     "me_vdn": ("vdn", "soft", "opt"),
+    "me_qplex": ("qplex", "soft", "opt"),
     "qmix": ("qmix", "epsilon_greedy", "none"),
+    "qplex": ("qplex", "epsilon_greedy", "none"),
     "vdn": ("vdn", "epsilon_greedy", "none"),
+    # Paper Tables 3 and 4: ME-QMIX without the OPT (+Entropy) and with an
+    # unconstrained MLP in its place.
+    "me_qmix_no_opt": ("qmix", "soft", "none"),
+    "me_qmix_mlp": ("qmix", "soft", "mlp"),
 }
 
 
@@ -79,8 +85,9 @@ class TrainConfig:
     num_envs: int = 4
     # The paper's episodes per gradient step (pymarl's batch_size_run): the
     # trainer takes num_envs / batch_size_run gradient steps per rollout, so
-    # the replay ratio is the paper's at any num_envs.
-    batch_size_run: int = 4
+    # the replay ratio is the paper's at any num_envs. None: the paper's
+    # value for the mixer (QPLEX 8, otherwise 4).
+    batch_size_run: Optional[int] = None
     total_timesteps: int = 10_050_000
 
     lr: float = 1e-3  # agent + mixer (theta)
@@ -112,14 +119,21 @@ class TrainConfig:
     def is_soft(self) -> bool:
         return self.alg.policy == "soft"
 
-    @property
-    def updates_per_episode(self) -> float:
-        return 1.0 / self.batch_size_run
 
 
-# Paper Tables 7-11: lambda by (mixer family, env family). pymarl2's SMACv2
-# QMIX also uses 0.4, so baselines share the row of their mixer.
-_TD_LAMBDA = {"smax": 0.4, "overcooked": 0.6, "matrix": 0.4}
+# Paper Tables 7-11. QMIX-family lambda by env family (pymarl2's SMACv2 QMIX
+# also uses 0.4, so baselines share the row of their mixer); QPLEX 0.6.
+_TD_LAMBDA_QMIX = {"smax": 0.4, "overcooked": 0.6, "matrix": 0.4}
+
+
+def paper_td_lambda(mixer: str, env_name: str) -> float:
+    if mixer == "qplex":
+        return 0.6
+    return _TD_LAMBDA_QMIX.get(env_family(env_name), 0.4)
+
+
+def paper_batch_size_run(mixer: str) -> int:
+    return 8 if mixer == "qplex" else 4
 
 
 def env_family(env_name: str) -> str:
@@ -198,7 +212,9 @@ def _check_range(cfg: TrainConfig) -> None:
         need(cfg.opt.kind == "none", "opt.kind", cfg.opt.kind,
              f"none (alg {cfg.alg.name} is epsilon-greedy and has no policy head)")
     need(cfg.env.name in ENV_NAMES, "env.name", cfg.env.name, ", ".join(ENV_NAMES))
-    for key in ("num_seeds", "num_envs", "batch_size_run", "total_timesteps", "batch_size",
+    if cfg.batch_size_run is not None:
+        need(cfg.batch_size_run > 0, "batch_size_run", cfg.batch_size_run, "an integer > 0")
+    for key in ("num_seeds", "num_envs", "total_timesteps", "batch_size",
                 "buffer_size", "target_update_interval", "test_interval", "test_episodes",
                 "hidden_dim", "mixer_embed", "hypernet_embed", "epsilon_anneal_steps"):
         need(getattr(cfg, key) > 0, key, getattr(cfg, key), "an integer > 0")
@@ -227,7 +243,8 @@ def from_dict(data: Mapping[str, Any]) -> TrainConfig:
 
     A named ``alg.name`` fills ``alg.mixer``, ``alg.policy`` and ``opt.kind``
     from its preset where they are not given (the Hydra alg files give all
-    three). ``td_lambda: null`` becomes the paper's value.
+    three). ``td_lambda`` and ``batch_size_run`` left null become the paper's
+    values for the mixer and environment.
     """
     data = dict(data)
     alg = dict(data.get("alg") or {})
@@ -242,7 +259,9 @@ def from_dict(data: Mapping[str, Any]) -> TrainConfig:
     cfg = _build(TrainConfig, data, "")
     _check_range(cfg)
     if cfg.td_lambda is None:
-        cfg = dataclasses.replace(cfg, td_lambda=_TD_LAMBDA.get(env_family(cfg.env.name), 0.4))
+        cfg = dataclasses.replace(cfg, td_lambda=paper_td_lambda(cfg.alg.mixer, cfg.env.name))
+    if cfg.batch_size_run is None:
+        cfg = dataclasses.replace(cfg, batch_size_run=paper_batch_size_run(cfg.alg.mixer))
     return cfg
 
 

@@ -48,7 +48,8 @@ class Optimisers(NamedTuple):
 def build_networks(cfg: TrainConfig, spec: EnvSpec) -> Networks:
     return Networks(
         agent=RNNAgent(cfg.hidden_dim, spec.num_actions),
-        mixer=make_mixer(cfg.alg.mixer, spec.num_agents, cfg.mixer_embed, cfg.hypernet_embed),
+        mixer=make_mixer(cfg.alg.mixer, spec.num_agents, spec.num_actions, cfg.mixer_embed,
+                         cfg.hypernet_embed),
         transform=make_transform(cfg.opt.kind, cfg.opt.layers, spec.num_agents, cfg.opt.embed_dim,
                                  cfg.opt.hypernet_embed, cfg.opt.min_slope),
     )
@@ -73,7 +74,8 @@ def init_params(nets: Networks, cfg: TrainConfig, spec: EnvSpec, key: jax.Array)
     state = jnp.zeros((1, spec.state_dim), jnp.float32)
     return Params(
         agent=nets.agent.init(k_agent, hidden, inputs),
-        mixer=nets.mixer.init(k_mixer, jnp.zeros((1, n)), state),
+        mixer=nets.mixer.init(k_mixer, jnp.zeros((1, n)), state, jnp.zeros((1, n)),
+                              jnp.zeros((1, n, k))),
         opt=nets.transform.init(k_opt, jnp.zeros((1, n, k)), state),
         log_alpha=jnp.log(jnp.asarray(cfg.init_alpha, jnp.float32)),
     )
@@ -85,6 +87,16 @@ def init_optimiser_states(opts: Optimisers, params: Params) -> OptimiserStates:
         opt=opts.opt.init(params.opt),
         alpha=opts.alpha.init(params.log_alpha),
     )
+
+
+def mix(mixer: nn.Module, mixer_params, q: jax.Array, actions: jax.Array, state: jax.Array,
+        avail: jax.Array) -> jax.Array:
+    """Q_tot(s, u) from all Q-values q [..., n, k] at joint actions u [..., n]."""
+    # A row without available actions only occurs in padding.
+    avail = avail | ~avail.any(-1, keepdims=True)
+    q_max = jnp.max(jnp.where(avail, q, -jnp.inf), axis=-1)
+    onehot = jax.nn.one_hot(actions, q.shape[-1], dtype=q.dtype)
+    return mixer.apply(mixer_params, take(q, actions), state, q_max, onehot)
 
 
 def target_entropy(cfg: TrainConfig, spec: EnvSpec) -> float:
@@ -124,11 +136,12 @@ def make_targets(cfg: TrainConfig, nets: Networks):
 
         q = episode_q_values(nets.agent, params.agent, batch)
         q_target = episode_q_values(nets.agent, target.agent, batch)
-        q_tot = nets.mixer.apply(params.mixer, take(q[:, :T], actions), batch.state[:, :T])
+        q_tot = mix(nets.mixer, params.mixer, q[:, :T], actions, batch.state[:, :T],
+                    batch.avail[:, :T])
 
         def target_q_tot(next_joint_actions):
-            chosen = take(q_target[:, 1:], next_joint_actions)
-            return nets.mixer.apply(target.mixer, chosen, state_next)
+            return mix(nets.mixer, target.mixer, q_target[:, 1:], next_joint_actions, state_next,
+                       batch.avail[:, 1:])
 
         logits = None
         if cfg.is_soft:

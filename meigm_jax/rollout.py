@@ -13,25 +13,53 @@ import jax
 import jax.numpy as jnp
 
 from meigm_jax.envs.base import MarlEnv
-from meigm_jax.learner import Networks
+from meigm_jax.learner import Networks, mix
 from meigm_jax.networks.agent import agent_inputs
 from meigm_jax.policy import epsilon_greedy, epsilon_greedy_probs, greedy, soft_policy
 from meigm_jax.types import Episodes, Observation, Params, RolloutStats
 
-# act(key, hidden, observation, last_onehot) -> (hidden, actions, joint entropy)
+# act(key, hidden, observation, last_onehot) -> (hidden, actions, diagnostics [E, 3])
 ActFn = Callable[[jax.Array, jax.Array, Observation, jax.Array], tuple]
 
+# Per-step diagnostics an acting function reports, summed over real steps.
+ENTROPY, GAP_LOGITS, GAP_EXPECTED = range(3)
+GAP_SAMPLES = 16
 
-def make_act(nets: Networks, params: Params, mode: str, epsilon: jax.Array | None = None) -> ActFn:
+
+def misalignment_gaps(nets: Networks, params: Params, q: jax.Array, logits: jax.Array,
+                      observation: Observation, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Paper Section 3 / Fig. 2, at one step of E environments.
+
+    Q_tot(s, greedy joint action of the Q_i) minus Q_tot(s, joint argmax of the
+    policy logits), and minus E_{u ~ pi} Q_tot(s, u) estimated from
+    ``GAP_SAMPLES`` sampled joint actions. The first is exactly 0 whenever
+    the logits keep the order of the Q_i (OPT, or no transform).
+    """
+    avail, state = observation.avail, observation.state
+    q_tot = lambda actions: mix(nets.mixer, params.mixer, q, actions, state, avail)
+    best = q_tot(greedy(q, avail))
+    by_logits = q_tot(greedy(logits, avail))
+    pi = soft_policy(logits, avail, jnp.exp(params.log_alpha))
+    samples = pi.distribution.sample(seed=key, sample_shape=(GAP_SAMPLES,))
+    expected = jax.vmap(q_tot)(samples).mean(0)
+    return best - by_logits, best - expected
+
+
+def make_act(nets: Networks, params: Params, mode: str, epsilon: jax.Array | None = None,
+             diagnose: bool = False) -> ActFn:
     """The acting policy: ``soft`` (OPT logits / alpha), ``epsilon_greedy`` or ``greedy``.
 
-    Greedy acting reads only each agent's own Q_i: no global state.
+    Greedy acting reads only each agent's own Q_i: no global state. With
+    ``diagnose`` (soft algorithms only) greedy acting also measures the
+    misalignment gaps, which need the state; the actions do not use it.
     """
 
     def act(key, hidden, observation: Observation, last_onehot):
         inputs = agent_inputs(observation.obs, last_onehot)
         hidden, q = nets.agent.apply(params.agent, hidden, inputs)
         avail = observation.avail
+        zeros = jnp.zeros(q.shape[:-2])
+        gap_logits = gap_expected = zeros
         if mode == "soft":
             logits = nets.transform.apply(params.opt, q, observation.state)
             pi = soft_policy(logits, avail, jnp.exp(params.log_alpha))
@@ -43,8 +71,11 @@ def make_act(nets: Networks, params: Params, mode: str, epsilon: jax.Array | Non
             entropy = -jnp.where(probs > 0, probs * jnp.log(probs), 0.0).sum((-2, -1))
         else:
             actions = greedy(q, avail)
-            entropy = jnp.zeros(q.shape[:-2])
-        return hidden, actions, entropy
+            entropy = zeros
+            if diagnose:
+                logits = nets.transform.apply(params.opt, q, observation.state)
+                gap_logits, gap_expected = misalignment_gaps(nets, params, q, logits, observation, key)
+        return hidden, actions, jnp.stack([entropy, gap_logits, gap_expected], -1)
 
     return act
 
@@ -58,14 +89,14 @@ class _Carry(NamedTuple):
     episode_return: jax.Array
     won: jax.Array
     length: jax.Array
-    entropy_sum: jax.Array
+    diagnostics_sum: jax.Array
     key: jax.Array
 
 
 class RolloutResult(NamedTuple):
     episodes: Episodes | None  # [E, ...] when recorded
     stats: RolloutStats
-    entropy_sum: jax.Array  # joint policy entropy summed over real steps
+    diagnostics_sum: jax.Array  # [3] the act function's diagnostics summed over real steps
 
 
 def rollout(env: MarlEnv, act: ActFn, hidden_dim: int, num_envs: int, key: jax.Array,
@@ -81,12 +112,12 @@ def rollout(env: MarlEnv, act: ActFn, hidden_dim: int, num_envs: int, key: jax.A
         last_onehot=jnp.zeros((num_envs, n, k), jnp.float32),
         alive=jnp.ones((num_envs,), bool), episode_return=zeros,
         won=jnp.zeros((num_envs,), bool), length=jnp.zeros((num_envs,), jnp.int32),
-        entropy_sum=zeros, key=key,
+        diagnostics_sum=jnp.zeros((num_envs, 3), jnp.float32), key=key,
     )
 
     def step(c: _Carry, t):
         key, act_key, step_key = jax.random.split(c.key, 3)
-        hidden, actions, entropy = act(act_key, c.hidden, c.observation, c.last_onehot)
+        hidden, actions, diagnostics = act(act_key, c.hidden, c.observation, c.last_onehot)
         env_state, observation, outcome = jax.vmap(env.step)(
             jax.random.split(step_key, num_envs), c.env_state, actions)
         # The episode limit is enforced here too, whatever the env reports.
@@ -104,7 +135,7 @@ def rollout(env: MarlEnv, act: ActFn, hidden_dim: int, num_envs: int, key: jax.A
             episode_return=c.episode_return + reward,
             won=c.won | (c.alive & outcome.won),
             length=c.length + c.alive.astype(jnp.int32),
-            entropy_sum=c.entropy_sum + jnp.where(c.alive, entropy, 0.0),
+            diagnostics_sum=c.diagnostics_sum + jnp.where(c.alive[:, None], diagnostics, 0.0),
             key=key,
         )
         return new, record_t
@@ -127,4 +158,4 @@ def rollout(env: MarlEnv, act: ActFn, hidden_dim: int, num_envs: int, key: jax.A
             actions=batch_major(actions), reward=batch_major(reward),
             terminal=batch_major(terminal), filled=batch_major(filled),
         )
-    return RolloutResult(episodes=episodes, stats=stats, entropy_sum=final.entropy_sum.sum())
+    return RolloutResult(episodes=episodes, stats=stats, diagnostics_sum=final.diagnostics_sum.sum(0))

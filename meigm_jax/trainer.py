@@ -31,7 +31,7 @@ from meigm_jax.learner import (
     make_update,
 )
 from meigm_jax.policy import epsilon_schedule
-from meigm_jax.rollout import make_act, rollout
+from meigm_jax.rollout import ENTROPY, GAP_EXPECTED, GAP_LOGITS, make_act, rollout
 from meigm_jax.types import (
     ChunkMetrics,
     Counters,
@@ -51,7 +51,7 @@ class Trainer(NamedTuple):
     num_chunks: int
     init: Callable[[jax.Array], TrainState]
     chunk: Callable[[TrainState, jax.Array], tuple[TrainState, ChunkMetrics]]
-    evaluate: Callable  # (params, key) -> RolloutStats
+    evaluate: Callable  # (params, key) -> RolloutResult of greedy test episodes
     train: Callable[[jax.Array], tuple[TrainState, ChunkMetrics]]
 
 
@@ -154,15 +154,16 @@ def make_train(cfg: TrainConfig, env: MarlEnv | None = None) -> Trainer:
                            counters=counters, key=key)
         totals = _ChunkTotals(
             rollouts=jax.tree.map(jnp.add, totals.rollouts, result.stats),
-            entropy_sum=totals.entropy_sum + result.entropy_sum,
+            entropy_sum=totals.entropy_sum + result.diagnostics_sum[ENTROPY],
             updates=totals.updates + n_updates,
             losses=jax.tree.map(jnp.add, totals.losses, loss_sums),
         )
         return state, totals
 
-    def evaluate(params, key) -> RolloutStats:
-        act = make_act(nets, params, "greedy")
-        return rollout(env, act, cfg.hidden_dim, cfg.test_episodes, key, record=False).stats
+    def evaluate(params, key):
+        """Greedy decentralised episodes; soft algorithms also measure the misalignment gaps."""
+        act = make_act(nets, params, "greedy", diagnose=cfg.is_soft)
+        return rollout(env, act, cfg.hidden_dim, cfg.test_episodes, key, record=False)
 
     def chunk(state: TrainState, index: jax.Array) -> tuple[TrainState, ChunkMetrics]:
         until = jnp.minimum((index + 1) * cfg.test_interval, cfg.total_timesteps)
@@ -177,8 +178,11 @@ def make_train(cfg: TrainConfig, env: MarlEnv | None = None) -> Trainer:
         )
         key, eval_key = jax.random.split(state.key)
         state = state._replace(key=key)
-        test = evaluate(state.params, eval_key)
-        train = totals.rollouts
+        evaluation = evaluate(state.params, eval_key)
+        test, train = evaluation.stats, totals.rollouts
+        # Gaps averaged over the states the greedy evaluation visited.
+        gap = lambda i: (evaluation.diagnostics_sum[i] / test.length_sum if cfg.is_soft
+                         else jnp.asarray(jnp.nan))
         # Losses are undefined in a chunk with no gradient step: NaN, which
         # the metrics writer records as null.
         per_update = jax.tree.map(
@@ -199,6 +203,8 @@ def make_train(cfg: TrainConfig, env: MarlEnv | None = None) -> Trainer:
             policy_entropy=totals.entropy_sum / jnp.maximum(train.length_sum, 1.0),
             epsilon=jnp.zeros(()) if cfg.is_soft else epsilon(state),
             q_tot=per_update.q_tot,
+            misalignment_gap=gap(GAP_LOGITS),
+            misalignment_gap_expected=gap(GAP_EXPECTED),
         )
         return state, metrics
 

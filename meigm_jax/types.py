@@ -123,3 +123,7 @@ class ChunkMetrics(NamedTuple):
     policy_entropy: jax.Array
     epsilon: jax.Array
     q_tot: jax.Array
+    # Paper Fig. 2, soft algorithms only (NaN otherwise): Q_tot at the Q_i's
+    # greedy joint action minus Q_tot at the logits' argmax / minus E_pi Q_tot.
+    misalignment_gap: jax.Array
+    misalignment_gap_expected: jax.Array

@@ -22,6 +22,7 @@ BAD_INPUTS = [
     (["misspelt_key=3"], "misspelt_key"),
     (["opt.layres=2"], "opt.layres"),
     (["opt.layers=3"], "opt.layers"),
+    (["alg=me_qplex", "opt.layers=3"], "opt.layers"),
     (["opt.kind=fancy"], "opt.kind"),
     (["alg=qmix", "opt.kind=opt"], "opt.kind"),
     (["env=smax_5v5"], "+env=smax_5v5"),

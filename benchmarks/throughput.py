@@ -23,7 +23,7 @@ import jax.numpy as jnp
 from meigm_jax.cli_config import load
 from meigm_jax.rollout import make_act, rollout
 from meigm_jax.train import compile_program
-from meigm_jax.trainer import make_train, replay_bytes_per_seed, seed_keys
+from meigm_jax.trainer import make_train, replay_bytes_per_seed
 
 
 def _timed(fn, *args, repeats: int):

@@ -20,7 +20,7 @@ from meigm_jax.envs.base import EnvSpec
 from meigm_jax.networks.agent import RNNAgent, agent_inputs, previous_actions_onehot, unroll
 from meigm_jax.networks.mixers import make_mixer
 from meigm_jax.networks.opt import make_transform
-from meigm_jax.policy import greedy, soft_policy, take
+from meigm_jax.policy import SoftPolicy, greedy, soft_policy, take
 from meigm_jax.targets import masked_mean, td_lambda_targets
 from meigm_jax.types import Episodes, LossInfo, OptimiserStates, Params, TargetParams
 
@@ -119,6 +119,7 @@ class TargetParts(NamedTuple):
     next_entropy_term: jax.Array  # [B, T] alpha log pi(u_{t+1} | s_{t+1})
     targets: jax.Array  # [B, T] G_t, zero at padded steps
     logits: jax.Array | None  # [B, T+1, n, k] transform output (soft head)
+    policy: SoftPolicy | None  # [B, T+1, n, k] pi at every stored step (soft head)
     alpha: jax.Array
 
 
@@ -143,13 +144,14 @@ def make_targets(cfg: TrainConfig, nets: Networks):
             return mix(nets.mixer, target.mixer, q_target[:, 1:], next_joint_actions, state_next,
                        batch.avail[:, 1:])
 
-        logits = None
+        logits = policy = None
         if cfg.is_soft:
             alpha = jnp.exp(sg(params.log_alpha))
             # One transform pass over all T+1 steps serves the targets (t+1,
             # no gradient) and the OPT loss (t, gradient to phi only).
             logits = nets.transform.apply(params.opt, sg(q), batch.state)
-            pi_next = soft_policy(sg(logits[:, 1:]), batch.avail[:, 1:], alpha)
+            policy = soft_policy(sg(logits), batch.avail, alpha)
+            pi_next = jax.tree.map(lambda x: x[:, 1:], policy)
             sampled = pi_next.distribution.sample(seed=key)
             next_value = target_q_tot(sampled) - take(pi_next.alpha_log_probs, sampled).sum(-1)
             next_entropy_term = take(pi_next.alpha_log_probs, next_actions).sum(-1)
@@ -166,7 +168,7 @@ def make_targets(cfg: TrainConfig, nets: Networks):
         targets = sg(jnp.where(mask, targets, 0.0))
         return TargetParts(q=q, q_tot=q_tot, next_value=next_value,
                            next_entropy_term=next_entropy_term, targets=targets, logits=logits,
-                           alpha=alpha)
+                           policy=policy, alpha=alpha)
 
     return compute
 
@@ -186,8 +188,7 @@ def make_loss(cfg: TrainConfig, nets: Networks, spec: EnvSpec):
             loss_opt = masked_mean((opt_sum - sg(parts.q_tot)) ** 2, mask)
             # Exact expectation E[log pi_jt] = -sum_i H(pi_i) rather than a
             # single sampled log-probability: same gradient, less variance.
-            pi = soft_policy(sg(parts.logits[:, :T]), batch.avail[:, :T], parts.alpha)
-            entropy = pi.entropy().sum(-1)
+            entropy = parts.policy.entropy()[:, :T].sum(-1)
             loss_alpha = masked_mean(params.log_alpha * sg(entropy - h_target), mask)
         else:
             loss_opt = loss_alpha = jnp.zeros(())

@@ -8,20 +8,31 @@ from meigm_jax.envs.base import EnvSpec, MarlEnv
 from meigm_jax.envs.matrix_game import MatrixGame
 
 
-def _smax(name: str, scenario: str) -> Callable[[], MarlEnv]:
+def _smax(name: str, **kwargs) -> Callable[[], MarlEnv]:
     def make() -> MarlEnv:
         from meigm_jax.envs.smax import SmaxEnv
 
-        return SmaxEnv(name, scenario)
+        return SmaxEnv(name, **kwargs)
 
     return make
 
 
+# SMAX analogues of SMACv2's fifteen scenarios (paper Table 2): race x X vs Y.
+RACES = ("protoss", "terran", "zerg")
+TEAM_SIZES = {"5v5": (5, 5), "10v10": (10, 10), "10v11": (10, 11), "20v20": (20, 20),
+              "20v23": (20, 23)}
+SMAX_RACE_SCENARIOS = {
+    f"smax_{race}_{size}": dict(race=race, num_allies=allies, num_enemies=enemies)
+    for race in RACES for size, (allies, enemies) in TEAM_SIZES.items()
+}
+
+
 _REGISTRY: dict[str, Callable[[], MarlEnv]] = {
     "matrix_game": MatrixGame,
-    "smax_5v5": _smax("smax_5v5", "smacv2_5_units"),
-    "smax_10v10": _smax("smax_10v10", "smacv2_10_units"),
-    "smax_20v20": _smax("smax_20v20", "smacv2_20_units"),
+    "smax_5v5": _smax("smax_5v5", scenario="smacv2_5_units"),
+    "smax_10v10": _smax("smax_10v10", scenario="smacv2_10_units"),
+    "smax_20v20": _smax("smax_20v20", scenario="smacv2_20_units"),
+    **{name: _smax(name, **kwargs) for name, kwargs in SMAX_RACE_SCENARIOS.items()},
 }
 
 ENV_NAMES = tuple(_REGISTRY)

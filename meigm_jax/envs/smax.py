@@ -9,6 +9,36 @@ from meigm_jax.envs.base import EnvSpec
 from meigm_jax.types import Observation, StepOutcome
 
 
+# SMACv2's race unit pools restricted to SMAX's six unit types: SMAX has no
+# colossus, medivac or baneling (SMACv2's third type of each race, drawn with
+# probability 0.1), so each race draws its two types with equal probability.
+RACE_UNIT_TYPES = {
+    "protoss": ("stalker", "zealot"),
+    "terran": ("marine", "marauder"),
+    "zerg": ("zergling", "hydralisk"),
+}
+
+
+class RaceUnitTypes:
+    """SMACv2-style team composition from one race's pool.
+
+    Allies are drawn from the pool; the enemy team mirrors the allies and
+    draws any extra enemies (X vs X+k) from the pool too, as SMACv2 does.
+    """
+
+    def __init__(self, type_ids: tuple[int, ...], num_allies: int, num_enemies: int):
+        self.type_ids = jnp.asarray(type_ids, jnp.uint8)
+        self.num_allies, self.num_enemies = num_allies, num_enemies
+
+    def generate(self, key: jax.Array) -> jax.Array:
+        ally_key, extra_key = jax.random.split(key)
+        allies = jax.random.choice(ally_key, self.type_ids, (self.num_allies,))
+        extra = jax.random.choice(extra_key, self.type_ids,
+                                  (max(self.num_enemies - self.num_allies, 0),))
+        enemies = jnp.concatenate([allies[: self.num_enemies], extra])
+        return jnp.concatenate([allies, enemies]).astype(jnp.uint8)
+
+
 class SmaxEnv:
     """SMAX with stacked per-agent arrays, a team reward and no auto-reset.
 
@@ -18,13 +48,25 @@ class SmaxEnv:
     both teams alive is a time-out (``truncated``).
     """
 
-    def __init__(self, name: str, scenario: str, **env_kwargs):
+    def __init__(self, name: str, scenario: str | None = None, race: str | None = None,
+                 num_allies: int = 5, num_enemies: int = 5, **env_kwargs):
+        """Either a named jaxmarl ``scenario`` (e.g. ``smacv2_5_units``) or a
+        ``race`` with team sizes: SMACv2 positions, units from the race's pool."""
         import jaxmarl  # late: importing jaxmarl is slow
         from jaxmarl.environments.smax import map_name_to_scenario
+        from jaxmarl.environments.smax.smax_env import Scenario
 
-        self._env = jaxmarl.make(
-            "HeuristicEnemySMAX", scenario=map_name_to_scenario(scenario), **env_kwargs
-        )
+        if race is None:
+            chosen = map_name_to_scenario(scenario)
+        else:
+            chosen = Scenario(jnp.zeros((num_allies + num_enemies,), jnp.uint8), num_allies,
+                              num_enemies, True, True)
+        self._env = jaxmarl.make("HeuristicEnemySMAX", scenario=chosen, **env_kwargs)
+        if race is not None:
+            names = self._env.unit_type_names
+            ids = tuple(names.index(unit) for unit in RACE_UNIT_TYPES[race])
+            # The wrapped SMAX draws unit types at reset from this generator.
+            self._env._env.unit_type_generator = RaceUnitTypes(ids, num_allies, num_enemies)
         agents = self._env.agents
         self._agents = agents
         obs_dim = self._env.observation_spaces[agents[0]].shape[0]

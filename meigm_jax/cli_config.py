@@ -82,6 +82,11 @@ def compose_config(overrides: list[str]) -> dict[str, Any]:
     return OmegaConf.to_container(node, resolve=True)
 
 
+def from_composed(data: dict[str, Any]) -> TrainConfig:
+    """A composed Hydra config (plain data) to a validated ``TrainConfig``."""
+    return from_dict({key: value for key, value in data.items() if key != "hydra"})
+
+
 def load(overrides: list[str]) -> TrainConfig:
     check_overrides(overrides)
     try:
@@ -91,8 +96,7 @@ def load(overrides: list[str]) -> TrainConfig:
     except Exception as exc:  # Hydra / OmegaConf errors: keep their first line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(f"config error: {first}") from exc
-    data.pop("hydra", None)
-    return from_dict(data)
+    return from_composed(data)
 
 
 def exit_bad_input(message: str) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from meigm_jax.cli_config import (
     CONFIG_DIR,
     exit_bad_input,
+    from_composed,
     load,
     register_base,
     with_default_env,
@@ -155,21 +156,12 @@ def _hydra_main() -> None:
         # Hydra logs at INFO; JAX's probe for absent TPU/GPU plugins is noise.
         logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
         try:
-            cfg_dict = OmegaConf.to_container(node, resolve=True)
-            cfg = load_from_dict(cfg_dict)
+            cfg = from_composed(OmegaConf.to_container(node, resolve=True))
         except ConfigError as exc:
             exit_bad_input(str(exc))
         run(cfg, Path(HydraConfig.get().runtime.output_dir))
 
     task()
-
-
-def load_from_dict(data: dict) -> TrainConfig:
-    from meigm_jax.config import from_dict
-
-    data = dict(data)
-    data.pop("hydra", None)
-    return from_dict(data)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -20,7 +20,7 @@ from meigm_jax.envs.base import EnvSpec
 from meigm_jax.networks.agent import RNNAgent, agent_inputs, previous_actions_onehot, unroll
 from meigm_jax.networks.mixers import make_mixer
 from meigm_jax.networks.opt import make_transform
-from meigm_jax.policy import SoftPolicy, greedy, soft_policy, take
+from meigm_jax.policy import SoftPolicy, greedy, padded_rows_available, soft_policy, take
 from meigm_jax.targets import masked_mean, td_lambda_targets
 from meigm_jax.types import Episodes, LossInfo, OptimiserStates, Params, TargetParams
 
@@ -92,8 +92,7 @@ def init_optimiser_states(opts: Optimisers, params: Params) -> OptimiserStates:
 def mix(mixer: nn.Module, mixer_params, q: jax.Array, actions: jax.Array, state: jax.Array,
         avail: jax.Array) -> jax.Array:
     """Q_tot(s, u) from all Q-values q [..., n, k] at joint actions u [..., n]."""
-    # A row without available actions only occurs in padding.
-    avail = avail | ~avail.any(-1, keepdims=True)
+    avail = padded_rows_available(avail)
     q_max = jnp.max(jnp.where(avail, q, -jnp.inf), axis=-1)
     onehot = jax.nn.one_hot(actions, q.shape[-1], dtype=q.dtype)
     return mixer.apply(mixer_params, take(q, actions), state, q_max, onehot)

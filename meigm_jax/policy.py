@@ -31,12 +31,19 @@ class SoftPolicy(NamedTuple):
         return -jnp.where(p > 0, p * self.log_probs, 0.0).sum(-1)
 
 
+def padded_rows_available(avail: jax.Array) -> jax.Array:
+    """Treat a row with no available action as all available.
+
+    Such rows only occur in padding; without this a max or softmax over
+    them would be -inf or NaN.
+    """
+    return avail | ~avail.any(-1, keepdims=True)
+
+
 def soft_policy(logits: jax.Array, avail: jax.Array, alpha: jax.Array) -> SoftPolicy:
     """The masked softmax policy of temperature alpha, in float32."""
     logits = logits.astype(jnp.float32)
-    # A row with no available action only occurs in padding: treat it as all
-    # available so nothing there is NaN.
-    avail = avail | ~avail.any(-1, keepdims=True)
+    avail = padded_rows_available(avail)
     top = jnp.max(jnp.where(avail, logits, -jnp.inf), axis=-1, keepdims=True)
     shifted = logits - top
     # alpha = 0 is the greedy limit: the best actions keep 0, not 0 / 0.

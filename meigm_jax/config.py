@@ -27,6 +27,8 @@ MIXERS = ("vdn", "qmix", "qplex")
 POLICIES = ("soft", "epsilon_greedy")
 OPT_KINDS = ("opt", "none", "mlp")
 OPT_LAYERS = (1, 2)
+TORSOS = ("mlp", "cnn")
+WANDB_MODES = ("offline", "online", "disabled")
 
 # Named algorithms: (mixer, policy head, opt kind). Baselines have no OPT.
 ALG_PRESETS: dict[str, tuple[str, str, str]] = {
@@ -73,10 +75,44 @@ class EnvConfig:
 
 
 @dataclass(frozen=True)
+class AgentConfig:
+    # Observation encoder ahead of the GRU: "mlp" flattens the observation
+    # into one Dense layer (pymarl's agent); "cnn" runs two 3x3 convolutions
+    # over grid observations (Overcooked's H x W x 26) first.
+    torso: str = "mlp"
+    cnn_channels: int = 32
+
+
+@dataclass(frozen=True)
+class WandbConfig:
+    # offline: written under the run directory, never uploaded (default);
+    # online: uploaded; disabled: no W&B at all.
+    mode: str = "offline"
+    project: str = "meigm_jax"
+    entity: Optional[str] = None
+    # None: one group per run directory (all seeds of one experiment).
+    group: Optional[str] = None
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CheckpointConfig:
+    # Save the whole training state of all seeds every this many gradient
+    # updates (checked between compiled chunks); 0 saves only at the end.
+    every: int = 0
+    keep: int = 2  # newest checkpoints kept
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     alg: AlgConfig = field(default_factory=AlgConfig)
     opt: OptConfig = field(default_factory=OptConfig)
     env: EnvConfig = field(default_factory=EnvConfig)
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    # Continue the run in hydra.run.dir from its newest checkpoint.
+    resume: bool = False
 
     seed: int = 0
     num_seeds: int = 1
@@ -165,6 +201,11 @@ def _coerce(key: str, value: Any, annotation: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise _fail(key, value, "a finite number")
         return float(value)
+    if "tuple" in annotation:
+        if isinstance(value, str) or not isinstance(value, (list, tuple)) or not all(
+                isinstance(v, str) for v in value):
+            raise _fail(key, value, "a list of strings")
+        return tuple(value)
     if "str" in annotation:
         if not isinstance(value, str):
             raise _fail(key, value, "a string")
@@ -211,6 +252,12 @@ def _check_range(cfg: TrainConfig) -> None:
     if cfg.alg.policy != "soft":
         need(cfg.opt.kind == "none", "opt.kind", cfg.opt.kind,
              f"none (alg {cfg.alg.name} is epsilon-greedy and has no policy head)")
+    need(cfg.agent.torso in TORSOS, "agent.torso", cfg.agent.torso, ", ".join(TORSOS))
+    need(cfg.agent.cnn_channels > 0, "agent.cnn_channels", cfg.agent.cnn_channels, "an integer > 0")
+    need(cfg.wandb.mode in WANDB_MODES, "wandb.mode", cfg.wandb.mode, ", ".join(WANDB_MODES))
+    need(cfg.checkpoint.every >= 0, "checkpoint.every", cfg.checkpoint.every,
+         "an integer >= 0 (0: only at the end)")
+    need(cfg.checkpoint.keep > 0, "checkpoint.keep", cfg.checkpoint.keep, "an integer > 0")
     need(cfg.env.name in ENV_NAMES, "env.name", cfg.env.name, ", ".join(ENV_NAMES))
     if cfg.batch_size_run is not None:
         need(cfg.batch_size_run > 0, "batch_size_run", cfg.batch_size_run, "an integer > 0")

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from meigm_jax.learner import Networks, mix
-from meigm_jax.networks.agent import agent_inputs
+from meigm_jax.networks.agent import agent_extras
 from meigm_jax.policy import greedy, soft_policy
 from meigm_jax.types import Observation, Params
 
@@ -27,8 +27,8 @@ def first_step_joint_values(nets: Networks, params: Params, observation: Observa
     """Enumerate all joint actions at an episode's first step (small n and k only)."""
     n, k = observation.avail.shape
     hidden = jnp.zeros((n, nets.agent.hidden_dim), jnp.float32)
-    inputs = agent_inputs(observation.obs, jnp.zeros((n, k), jnp.float32))
-    _, q = nets.agent.apply(params.agent, hidden, inputs)
+    extras = agent_extras(jnp.zeros((n, k), jnp.float32))
+    _, q = nets.agent.apply(params.agent, hidden, observation.obs, extras)
     best = greedy(q, observation.avail)
     if soft:
         logits = nets.transform.apply(params.opt, q, observation.state)

@@ -72,6 +72,9 @@ class EnvConfig:
     target_entropy_coef: float = 0.24
     # pymarl2 treats a time-out as terminal on SMACv2; True bootstraps instead.
     bootstrap_timeout: bool = False
+    # Envs with a shaped reward (Overcooked): its weight falls linearly from
+    # 1 to 0 over this many env steps (JaxMARL's 2.5M); 0 trains without it.
+    reward_shaping_horizon: int = 2_500_000
 
 
 @dataclass(frozen=True)
@@ -277,6 +280,8 @@ def _check_range(cfg: TrainConfig) -> None:
     need(0.0 <= cfg.target_tau <= 1.0, "target_tau", cfg.target_tau, "a number in [0, 1] (0: hard copies)")
     for key in ("epsilon_start", "epsilon_finish"):
         need(0.0 <= getattr(cfg, key) <= 1.0, key, getattr(cfg, key), "a number in [0, 1]")
+    need(cfg.env.reward_shaping_horizon >= 0, "env.reward_shaping_horizon",
+         cfg.env.reward_shaping_horizon, "an integer >= 0 (0: no shaped reward)")
     need(cfg.env.target_entropy_coef >= 0, "env.target_entropy_coef", cfg.env.target_entropy_coef,
          "a number >= 0")
     need(cfg.batch_size <= cfg.buffer_size, "batch_size", cfg.batch_size,

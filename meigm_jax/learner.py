@@ -16,8 +16,8 @@ import jax.numpy as jnp
 import optax
 
 from meigm_jax.config import TrainConfig
-from meigm_jax.envs.base import EnvSpec
-from meigm_jax.networks.agent import RNNAgent, agent_inputs, previous_actions_onehot, unroll
+from meigm_jax.envs.base import EnvSpec, global_state
+from meigm_jax.networks.agent import RNNAgent, agent_extras, previous_actions_onehot, unroll
 from meigm_jax.networks.mixers import make_mixer
 from meigm_jax.networks.opt import make_transform
 from meigm_jax.policy import SoftPolicy, greedy, padded_rows_available, soft_policy, take
@@ -47,7 +47,7 @@ class Optimisers(NamedTuple):
 
 def build_networks(cfg: TrainConfig, spec: EnvSpec) -> Networks:
     return Networks(
-        agent=RNNAgent(cfg.hidden_dim, spec.num_actions),
+        agent=RNNAgent(cfg.hidden_dim, spec.num_actions, cfg.agent.torso, cfg.agent.cnn_channels),
         mixer=make_mixer(cfg.alg.mixer, spec.num_agents, spec.num_actions, cfg.mixer_embed,
                          cfg.hypernet_embed),
         transform=make_transform(cfg.opt.kind, cfg.opt.layers, spec.num_agents, cfg.opt.embed_dim,
@@ -69,11 +69,12 @@ def build_optimisers(cfg: TrainConfig) -> Optimisers:
 def init_params(nets: Networks, cfg: TrainConfig, spec: EnvSpec, key: jax.Array) -> Params:
     n, k = spec.num_agents, spec.num_actions
     k_agent, k_mixer, k_opt = jax.random.split(key, 3)
-    inputs = jnp.zeros((1, n, spec.obs_dim + k + n), jnp.float32)
+    obs = jnp.zeros((1, n) + tuple(spec.obs_shape), spec.obs_dtype)
+    extras = jnp.zeros((1, n, k + n), jnp.float32)
     hidden = jnp.zeros((1, n, cfg.hidden_dim), jnp.float32)
     state = jnp.zeros((1, spec.state_dim), jnp.float32)
     return Params(
-        agent=nets.agent.init(k_agent, hidden, inputs),
+        agent=nets.agent.init(k_agent, hidden, obs, extras),
         mixer=nets.mixer.init(k_mixer, jnp.zeros((1, n)), state, jnp.zeros((1, n)),
                               jnp.zeros((1, n, k))),
         opt=nets.transform.init(k_opt, jnp.zeros((1, n, k)), state),
@@ -104,9 +105,8 @@ def target_entropy(cfg: TrainConfig, spec: EnvSpec) -> float:
 
 def episode_q_values(agent: RNNAgent, agent_params, batch: Episodes) -> jax.Array:
     """Q_i for every stored step, [B, T+1, n, k]."""
-    k = agent.num_actions
-    inputs = agent_inputs(batch.obs, previous_actions_onehot(batch.actions, k))
-    return unroll(agent, agent_params, inputs)
+    extras = agent_extras(previous_actions_onehot(batch.actions, agent.num_actions))
+    return unroll(agent, agent_params, batch.obs, extras)
 
 
 class TargetParts(NamedTuple):
@@ -132,11 +132,12 @@ def make_targets(cfg: TrainConfig, nets: Networks):
         mask = batch.filled
         next_filled = jnp.concatenate([mask[:, 1:], jnp.zeros_like(mask[:, :1])], axis=1)
         next_actions = jnp.concatenate([actions[:, 1:], jnp.zeros_like(actions[:, :1])], axis=1)
-        state_next = batch.state[:, 1:]
+        states = global_state(batch.obs, batch.state)  # [B, T+1, S]
+        state_next = states[:, 1:]
 
         q = episode_q_values(nets.agent, params.agent, batch)
         q_target = episode_q_values(nets.agent, target.agent, batch)
-        q_tot = mix(nets.mixer, params.mixer, q[:, :T], actions, batch.state[:, :T],
+        q_tot = mix(nets.mixer, params.mixer, q[:, :T], actions, states[:, :T],
                     batch.avail[:, :T])
 
         def target_q_tot(next_joint_actions):
@@ -148,7 +149,7 @@ def make_targets(cfg: TrainConfig, nets: Networks):
             alpha = jnp.exp(sg(params.log_alpha))
             # One transform pass over all T+1 steps serves the targets (t+1,
             # no gradient) and the OPT loss (t, gradient to phi only).
-            logits = nets.transform.apply(params.opt, sg(q), batch.state)
+            logits = nets.transform.apply(params.opt, sg(q), states)
             policy = soft_policy(sg(logits), batch.avail, alpha)
             pi_next = jax.tree.map(lambda x: x[:, 1:], policy)
             sampled = pi_next.distribution.sample(seed=key)

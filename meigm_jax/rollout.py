@@ -14,7 +14,7 @@ import jax.numpy as jnp
 
 from meigm_jax.envs.base import MarlEnv
 from meigm_jax.learner import Networks, mix
-from meigm_jax.networks.agent import agent_inputs
+from meigm_jax.networks.agent import agent_extras
 from meigm_jax.policy import epsilon_greedy, epsilon_greedy_probs, greedy, soft_policy
 from meigm_jax.types import Episodes, Observation, Params, RolloutStats
 
@@ -55,8 +55,7 @@ def make_act(nets: Networks, params: Params, mode: str, epsilon: jax.Array | Non
     """
 
     def act(key, hidden, observation: Observation, last_onehot):
-        inputs = agent_inputs(observation.obs, last_onehot)
-        hidden, q = nets.agent.apply(params.agent, hidden, inputs)
+        hidden, q = nets.agent.apply(params.agent, hidden, observation.obs, agent_extras(last_onehot))
         avail = observation.avail
         zeros = jnp.zeros(q.shape[:-2])
         gap_logits = gap_expected = zeros
@@ -100,7 +99,10 @@ class RolloutResult(NamedTuple):
 
 
 def rollout(env: MarlEnv, act: ActFn, hidden_dim: int, num_envs: int, key: jax.Array,
-            record: bool, bootstrap_timeout: bool = False) -> RolloutResult:
+            record: bool, bootstrap_timeout: bool = False,
+            shaping_weight: jax.Array | float = 0.0) -> RolloutResult:
+    """``num_envs`` episodes. Agents learn from ``reward + shaping_weight *
+    shaped_reward``; the returns in ``stats`` are of the true reward only."""
     spec = env.spec
     n, k, T = spec.num_agents, spec.num_actions, spec.episode_limit
     key, reset_key = jax.random.split(key)
@@ -127,7 +129,11 @@ def rollout(env: MarlEnv, act: ActFn, hidden_dim: int, num_envs: int, key: jax.A
         terminal = outcome.terminated | (truncated & (not bootstrap_timeout))
         record_t = None
         if record:
-            record_t = (c.observation, actions.astype(jnp.uint8), reward, c.alive & terminal, c.alive)
+            learned = reward + jnp.where(c.alive, shaping_weight * outcome.shaped_reward, 0.0)
+            seen = c.observation
+            if spec.state_from_obs:  # derived again from obs when learning
+                seen = seen._replace(state=jnp.zeros((num_envs, 0), jnp.float32))
+            record_t = (seen, actions.astype(jnp.uint8), learned, c.alive & terminal, c.alive)
         new = _Carry(
             env_state=env_state, observation=observation, hidden=hidden,
             last_onehot=jax.nn.one_hot(actions, k, dtype=jnp.float32),
@@ -151,7 +157,10 @@ def rollout(env: MarlEnv, act: ActFn, hidden_dim: int, num_envs: int, key: jax.A
     if record:
         seen, actions, reward, terminal, filled = recorded
         # Append the observation after the last step: [T+1, E, ...].
-        seen = jax.tree.map(lambda xs, x: jnp.concatenate([xs, x[None]], 0), seen, final.observation)
+        last = final.observation
+        if spec.state_from_obs:
+            last = last._replace(state=jnp.zeros((num_envs, 0), jnp.float32))
+        seen = jax.tree.map(lambda xs, x: jnp.concatenate([xs, x[None]], 0), seen, last)
         batch_major = lambda x: jnp.swapaxes(x, 0, 1)
         episodes = Episodes(
             obs=batch_major(seen.obs), state=batch_major(seen.state), avail=batch_major(seen.avail),

@@ -22,7 +22,7 @@ from meigm_jax.cli_config import (
     register_base,
     with_default_env,
 )
-from meigm_jax.config import ConfigError, TrainConfig, to_dict
+from meigm_jax.config import ConfigError, TrainConfig, env_family, to_dict
 
 
 def _json_value(x):
@@ -32,7 +32,7 @@ def _json_value(x):
     return x
 
 
-def metric_records(cfg: TrainConfig, has_win: bool, metrics, seconds: float, wall: float,
+def metric_records(cfg: TrainConfig, spec, metrics, seconds: float, wall: float,
                    prev_steps) -> list[dict]:
     """One JSON-ready dict per seed from a chunk's vmapped ``ChunkMetrics``."""
     import numpy as np
@@ -42,9 +42,16 @@ def metric_records(cfg: TrainConfig, has_win: bool, metrics, seconds: float, wal
     for i in range(cfg.num_seeds):
         rec = {"seed": cfg.seed, "seed_index": i}
         for name, values in arrays.items():
-            if not has_win and name.endswith("win_rate"):
+            if not spec.has_win and name.endswith("win_rate"):
+                continue
+            if not spec.has_shaped_reward and name == "shaping_weight":
                 continue
             rec[name] = _json_value(values[i])
+        if env_family(spec.name) == "overcooked":
+            from meigm_jax.envs.overcooked import SOUP_REWARD
+
+            rec["soups_per_episode"] = rec["test_return"] / SOUP_REWARD
+            rec["train_soups_per_episode"] = rec["train_return"] / SOUP_REWARD
         rec["sps"] = (int(arrays["env_steps"][i]) - int(prev_steps[i])) / max(seconds, 1e-9)
         rec["wall_s"] = wall
         records.append(rec)
@@ -86,16 +93,20 @@ def run(cfg: TrainConfig, run_dir: Path) -> list[dict]:
     """Train all seeds of ``cfg`` chunk by chunk, logging into ``run_dir``."""
     import jax
 
-    from meigm_jax.trainer import make_train, replay_bytes_per_seed
+    from meigm_jax.trainer import check_fits, make_train, replay_bytes_per_seed
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps(to_dict(cfg), indent=2))
     trainer = make_train(cfg)
     spec = trainer.spec
     print(f"meigm_jax: {cfg.alg.name} on {spec.name} ({spec.num_agents} agents, {spec.num_actions} "
           f"actions, episode limit {spec.episode_limit}) | {cfg.num_seeds} seed(s) on "
           f"{jax.devices()[0].platform} | replay {replay_bytes_per_seed(cfg, spec) / 2**20:.1f} MiB per seed"
           f" | run dir {run_dir}", flush=True)
+    try:
+        check_fits(cfg, spec, jax.local_devices())
+    except ConfigError as exc:
+        exit_bad_input(str(exc))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(json.dumps(to_dict(cfg), indent=2))
 
     start = time.time()
     state, chunk = compile_program(trainer)
@@ -111,7 +122,7 @@ def run(cfg: TrainConfig, run_dir: Path) -> list[dict]:
             state, metrics = chunk(state, jax.numpy.asarray(index, jax.numpy.int32))
             jax.block_until_ready(metrics)
             seconds = time.time() - t0
-            records = metric_records(cfg, spec.has_win, metrics, seconds, time.time() - start,
+            records = metric_records(cfg, spec, metrics, seconds, time.time() - start,
                                      prev_steps)
             prev_steps = [r["env_steps"] for r in records]
             for rec in records:

@@ -13,13 +13,14 @@ log between compiled chunks; nothing else returns to Python.
 from __future__ import annotations
 
 import math
+import os
 from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from meigm_jax import replay
-from meigm_jax.config import TrainConfig
+from meigm_jax.config import ConfigError, TrainConfig
 from meigm_jax.envs import make_env
 from meigm_jax.envs.base import EnvSpec, MarlEnv
 from meigm_jax.learner import (
@@ -66,8 +67,8 @@ def empty_episode(spec: EnvSpec) -> Episodes:
     """One zero episode: the replay's item shape and dtypes."""
     n, k, T = spec.num_agents, spec.num_actions, spec.episode_limit
     return Episodes(
-        obs=jnp.zeros((T + 1, n, spec.obs_dim), jnp.float32),
-        state=jnp.zeros((T + 1, spec.state_dim), jnp.float32),
+        obs=jnp.zeros((T + 1, n) + tuple(spec.obs_shape), spec.obs_dtype),
+        state=jnp.zeros((T + 1, spec.stored_state_dim), jnp.float32),
         avail=jnp.zeros((T + 1, n, k), bool),
         actions=jnp.zeros((T, n), jnp.uint8),
         reward=jnp.zeros((T,), jnp.float32),
@@ -77,12 +78,45 @@ def empty_episode(spec: EnvSpec) -> Episodes:
 
 
 def replay_bytes_per_seed(cfg: TrainConfig, spec: EnvSpec) -> int:
-    item = empty_episode(spec)
+    item = jax.eval_shape(lambda: empty_episode(spec))
     return cfg.buffer_size * sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(item))
 
 
-def _zeros_like_tree(tree):
-    return jax.tree.map(jnp.zeros_like, tree)
+def device_memory_bytes(device: jax.Device) -> int:
+    """Memory of one device: the allocator's limit on accelerators, host RAM on CPU."""
+    stats = device.memory_stats() if hasattr(device, "memory_stats") else None
+    if stats and stats.get("bytes_limit"):
+        return int(stats["bytes_limit"])
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_fits(cfg: TrainConfig, spec: EnvSpec, devices: list[jax.Device]) -> None:
+    """Refuse, before compiling, what this env and these devices cannot run.
+
+    The replays of the seeds a device holds must fit in its memory with a
+    quarter to spare for parameters, batches and activations (a replay that
+    passes can still run out of memory with a very large batch).
+    """
+    if cfg.agent.torso == "cnn" and len(spec.obs_shape) != 3:
+        raise ConfigError(f"config error: agent.torso='cnn' is not allowed for {spec.name} "
+                          f"(observations of shape {tuple(spec.obs_shape)}); allowed: mlp")
+    seeds_per_device = math.ceil(cfg.num_seeds / len(devices))
+    need = replay_bytes_per_seed(cfg, spec) * seeds_per_device
+    have = device_memory_bytes(devices[0])
+    if need > 0.75 * have:
+        gib = 2**30
+        raise ConfigError(
+            f"config error: buffer_size={cfg.buffer_size} does not fit: {seeds_per_device} seed(s) "
+            f"per device x {replay_bytes_per_seed(cfg, spec) / gib:.2f} GiB of replay each = "
+            f"{need / gib:.2f} GiB, but {devices[0].platform} device 0 has {have / gib:.2f} GiB "
+            f"(at most 75% for the replay); lower buffer_size or num_seeds, or add devices")
+
+
+def shaping_weight(env_steps: jax.Array, horizon: int) -> jax.Array:
+    """Weight of the shaped reward: 1 at step 0, linearly down to 0 at ``horizon`` (0: none)."""
+    if horizon <= 0:
+        return jnp.zeros(())
+    return jnp.clip(1.0 - env_steps / horizon, 0.0, 1.0)
 
 
 def make_train(cfg: TrainConfig, env: MarlEnv | None = None) -> Trainer:
@@ -111,6 +145,11 @@ def make_train(cfg: TrainConfig, env: MarlEnv | None = None) -> Trainer:
         return epsilon_schedule(state.counters.env_steps, cfg.epsilon_start, cfg.epsilon_finish,
                                 cfg.epsilon_anneal_steps)
 
+    def reward_shaping(state: TrainState) -> jax.Array:
+        if not spec.has_shaped_reward:
+            return jnp.zeros(())
+        return shaping_weight(state.counters.env_steps, cfg.env.reward_shaping_horizon)
+
     def learn(state: TrainState, n_updates: jax.Array, key: jax.Array):
         def body(i, carry):
             params, target, opt_states, loss_sums = carry
@@ -130,7 +169,8 @@ def make_train(cfg: TrainConfig, env: MarlEnv | None = None) -> Trainer:
         key, rollout_key, learn_key = jax.random.split(state.key, 3)
         act = make_act(nets, state.params, train_mode, epsilon(state))
         result = rollout(env, act, cfg.hidden_dim, cfg.num_envs, rollout_key, record=True,
-                         bootstrap_timeout=cfg.env.bootstrap_timeout)
+                         bootstrap_timeout=cfg.env.bootstrap_timeout,
+                         shaping_weight=reward_shaping(state))
         buffer = replay.add(state.replay, result.episodes)
         c = state.counters
         episodes = c.episodes + cfg.num_envs
@@ -205,6 +245,7 @@ def make_train(cfg: TrainConfig, env: MarlEnv | None = None) -> Trainer:
             q_tot=per_update.q_tot,
             misalignment_gap=gap(GAP_LOGITS),
             misalignment_gap_expected=gap(GAP_EXPECTED),
+            shaping_weight=reward_shaping(state),
         )
         return state, metrics
 

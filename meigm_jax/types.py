@@ -16,8 +16,8 @@ PyTree = Any
 class Observation(NamedTuple):
     """What the agents and the centralised learner see at one step."""
 
-    obs: jax.Array  # [n, O]
-    state: jax.Array  # [S]
+    obs: jax.Array  # [n, *obs_shape]
+    state: jax.Array  # [S] (always given: acting through the OPT needs it)
     avail: jax.Array  # [n, k] bool
 
 
@@ -26,6 +26,9 @@ class StepOutcome(NamedTuple):
     terminated: jax.Array  # [] bool, a true end of the episode
     truncated: jax.Array  # [] bool, the episode limit was reached
     won: jax.Array  # [] bool (False where the env has no wins)
+    # [] a shaping reward beside the true one (Overcooked's; 0 elsewhere),
+    # added to the training reward with a weight annealed over env steps.
+    shaped_reward: jax.Array
 
 
 class Episodes(NamedTuple):
@@ -36,8 +39,8 @@ class Episodes(NamedTuple):
     ``filled[t]`` is True for real steps t < len; everything else is padding.
     """
 
-    obs: jax.Array  # [..., T+1, n, O]
-    state: jax.Array  # [..., T+1, S]
+    obs: jax.Array  # [..., T+1, n, *obs_shape] in the env's dtype (uint8 grids stay uint8)
+    state: jax.Array  # [..., T+1, S], or [..., T+1, 0] when derived from obs (global_state)
     avail: jax.Array  # [..., T+1, n, k] bool
     actions: jax.Array  # [..., T, n] uint8
     reward: jax.Array  # [..., T] float32
@@ -127,3 +130,4 @@ class ChunkMetrics(NamedTuple):
     # greedy joint action minus Q_tot at the logits' argmax / minus E_pi Q_tot.
     misalignment_gap: jax.Array
     misalignment_gap_expected: jax.Array
+    shaping_weight: jax.Array  # weight of the shaped reward at the end of the chunk

@@ -9,7 +9,7 @@ from meigm_jax.config import from_dict
 from meigm_jax.envs.base import EnvSpec
 from meigm_jax.types import Episodes
 
-SPEC = EnvSpec(name="fake", num_agents=3, num_actions=5, obs_dim=6, state_dim=8, episode_limit=7,
+SPEC = EnvSpec(name="fake", num_agents=3, num_actions=5, obs_shape=(6,), state_dim=8, episode_limit=7,
                has_win=False)
 
 

@@ -27,12 +27,27 @@ SMAX_RACE_SCENARIOS = {
 }
 
 
+def _overcooked(layout: str) -> Callable[[], MarlEnv]:
+    def make() -> MarlEnv:
+        from meigm_jax.envs.overcooked import OvercookedEnv
+
+        return OvercookedEnv(f"overcooked_{layout}", layout)
+
+    return make
+
+
+# Paper Section 6.2's five layouts; names mirror jaxmarl's overcooked_layouts.
+OVERCOOKED_LAYOUTS = ("cramped_room", "asymm_advantages", "coord_ring", "forced_coord",
+                      "counter_circuit")
+
+
 _REGISTRY: dict[str, Callable[[], MarlEnv]] = {
     "matrix_game": MatrixGame,
     "smax_5v5": _smax("smax_5v5", scenario="smacv2_5_units"),
     "smax_10v10": _smax("smax_10v10", scenario="smacv2_10_units"),
     "smax_20v20": _smax("smax_20v20", scenario="smacv2_20_units"),
     **{name: _smax(name, **kwargs) for name, kwargs in SMAX_RACE_SCENARIOS.items()},
+    **{f"overcooked_{layout}": _overcooked(layout) for layout in OVERCOOKED_LAYOUTS},
 }
 
 ENV_NAMES = tuple(_REGISTRY)
@@ -44,4 +59,4 @@ def make_env(name: str) -> MarlEnv:
     return _REGISTRY[name]()
 
 
-__all__ = ["ENV_NAMES", "EnvSpec", "MarlEnv", "make_env"]
+__all__ = ["ENV_NAMES", "OVERCOOKED_LAYOUTS", "EnvSpec", "MarlEnv", "make_env"]

@@ -8,9 +8,11 @@ environment once its episode ends).
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple, Protocol
 
 import jax
+import jax.numpy as jnp
 
 from meigm_jax.types import Observation, StepOutcome
 
@@ -21,10 +23,35 @@ class EnvSpec(NamedTuple):
     name: str
     num_agents: int
     num_actions: int
-    obs_dim: int
-    state_dim: int
+    obs_shape: tuple[int, ...]  # one agent's observation
+    state_dim: int  # the mixer's input width
     episode_limit: int
     has_win: bool
+    obs_dtype: Any = jnp.float32
+    # No world state of its own: the state is all agents' observations
+    # together, derived from the stored observations instead of stored twice.
+    state_from_obs: bool = False
+    # The env reports a shaped reward beside the true one (Overcooked).
+    has_shaped_reward: bool = False
+
+    @property
+    def obs_dim(self) -> int:
+        return math.prod(self.obs_shape)
+
+    @property
+    def stored_state_dim(self) -> int:
+        """Width of the state kept in the replay (0 when derived from observations)."""
+        return 0 if self.state_from_obs else self.state_dim
+
+
+def global_state(obs: jax.Array, state: jax.Array) -> jax.Array:
+    """The mixer's state from what was stored: ``state`` [..., S] itself, or,
+    when it has width 0, the observations [..., n, *obs_shape] of all agents
+    flattened together (float32)."""
+    if state.shape[-1] > 0:
+        return state
+    lead = state.shape[:-1]
+    return obs.reshape(lead + (-1,)).astype(jnp.float32)
 
 
 class MarlEnv(Protocol):

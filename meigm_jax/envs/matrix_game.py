@@ -20,7 +20,7 @@ class MatrixGame:
         self.payoff = jnp.asarray(payoff, jnp.float32)
         k = self.payoff.shape[0]
         self.spec = EnvSpec(
-            name="matrix_game", num_agents=2, num_actions=k, obs_dim=1, state_dim=1,
+            name="matrix_game", num_agents=2, num_actions=k, obs_shape=(1,), state_dim=1,
             episode_limit=1, has_win=False,
         )
 
@@ -41,6 +41,6 @@ class MatrixGame:
         reward = self.payoff[actions[0], actions[1]]
         outcome = StepOutcome(
             reward=reward, terminated=jnp.array(True), truncated=jnp.array(False),
-            won=jnp.array(False),
+            won=jnp.array(False), shaped_reward=jnp.zeros(()),
         )
         return state + 1, self._observe(), outcome

@@ -69,13 +69,12 @@ class SmaxEnv:
             self._env._env.unit_type_generator = RaceUnitTypes(ids, num_allies, num_enemies)
         agents = self._env.agents
         self._agents = agents
-        obs_dim = self._env.observation_spaces[agents[0]].shape[0]
         probe_obs, _ = jax.eval_shape(self._env.reset, jax.random.PRNGKey(0))
         self.spec = EnvSpec(
             name=name,
             num_agents=len(agents),
             num_actions=self._env.action_spaces[agents[0]].n,
-            obs_dim=obs_dim,
+            obs_shape=self._env.observation_spaces[agents[0]].shape,
             state_dim=probe_obs["world_state"].shape[-1],
             episode_limit=self._env.max_steps,
             has_win=True,
@@ -106,5 +105,6 @@ class SmaxEnv:
             terminated=done & battle_over,
             truncated=done & ~battle_over,
             won=done & (reward >= 1.0),
+            shaped_reward=jnp.zeros(()),
         )
         return state, self._observe(obs, state), outcome

@@ -15,29 +15,44 @@ GRU_INIT = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
 
 
 class RNNAgent(nn.Module):
-    """[o_t^i, onehot(u_{t-1}^i), onehot(i)] -> Dense -> ReLU -> GRU -> Dense = Q_i.
+    """[encode(o_t^i), onehot(u_{t-1}^i), onehot(i)] -> Dense -> ReLU -> GRU -> Dense = Q_i.
 
-    Any leading axes (envs, agents, batch) are carried through, so all agents
-    are evaluated in one call.
+    ``obs`` is [..., n, *obs_shape] in any dtype (Overcooked keeps uint8
+    grids); ``extras`` is [..., n, k + n]. Any leading axes (envs, batch) are
+    carried through, so all agents are evaluated in one call. The ``mlp``
+    torso is pymarl's agent: the flattened observation goes straight into
+    the first Dense layer; ``cnn`` first runs two 3x3 convolutions over an
+    (H, W, C) grid.
     """
 
     hidden_dim: int
     num_actions: int
+    torso: str = "mlp"
+    cnn_channels: int = 32
 
     @nn.compact
-    def __call__(self, hidden: jax.Array, inputs: jax.Array) -> tuple[jax.Array, jax.Array]:
-        x = nn.relu(nn.Dense(self.hidden_dim, name="encoder")(inputs))
+    def __call__(self, hidden: jax.Array, obs: jax.Array,
+                 extras: jax.Array) -> tuple[jax.Array, jax.Array]:
+        lead = extras.shape[:-1]
+        x = obs.astype(jnp.float32)
+        if self.torso == "cnn":
+            if x.ndim - len(lead) != 3:
+                raise ValueError(f"agent.torso=cnn needs (H, W, C) observations, got {obs.shape[len(lead):]}")
+            for i in range(2):
+                x = nn.relu(nn.Conv(self.cnn_channels, (3, 3), padding="SAME", name=f"conv{i}")(x))
+        x = jnp.concatenate([x.reshape(lead + (-1,)), extras], axis=-1)
+        x = nn.relu(nn.Dense(self.hidden_dim, name="encoder")(x))
         gru = nn.GRUCell(self.hidden_dim, kernel_init=GRU_INIT, recurrent_kernel_init=GRU_INIT,
                          name="gru")
         hidden, _ = gru(hidden, x)
         return hidden, nn.Dense(self.num_actions, name="q_head")(hidden)
 
 
-def agent_inputs(obs: jax.Array, last_actions_onehot: jax.Array) -> jax.Array:
-    """Concatenate observation, previous action and agent id: [..., n, D]."""
-    n = obs.shape[-2]
-    ids = jnp.broadcast_to(jnp.eye(n, dtype=jnp.float32), obs.shape[:-1] + (n,))
-    return jnp.concatenate([obs.astype(jnp.float32), last_actions_onehot, ids], axis=-1)
+def agent_extras(last_actions_onehot: jax.Array) -> jax.Array:
+    """Previous action and agent id, the inputs beside the observation: [..., n, k + n]."""
+    n = last_actions_onehot.shape[-2]
+    ids = jnp.broadcast_to(jnp.eye(n, dtype=jnp.float32), last_actions_onehot.shape[:-1] + (n,))
+    return jnp.concatenate([last_actions_onehot.astype(jnp.float32), ids], axis=-1)
 
 
 def previous_actions_onehot(actions: jax.Array, num_actions: int) -> jax.Array:
@@ -46,17 +61,18 @@ def previous_actions_onehot(actions: jax.Array, num_actions: int) -> jax.Array:
     return jnp.concatenate([jnp.zeros_like(onehot[:, :1]), onehot], axis=1)
 
 
-def unroll(agent: RNNAgent, params, inputs: jax.Array) -> jax.Array:
-    """Q-values over whole episodes: inputs [B, T, n, D] -> [B, T, n, k].
+def unroll(agent: RNNAgent, params, obs: jax.Array, extras: jax.Array) -> jax.Array:
+    """Q-values over whole episodes: obs [B, T, n, ...], extras [B, T, n, D] -> [B, T, n, k].
 
     The hidden state starts at zero, as at every episode start. Steps after
     an episode's end are computed too but cannot affect earlier steps.
     """
-    hidden0 = jnp.zeros(inputs.shape[:1] + inputs.shape[2:-1] + (agent.hidden_dim,), jnp.float32)
+    hidden0 = jnp.zeros(extras.shape[:1] + extras.shape[2:-1] + (agent.hidden_dim,), jnp.float32)
 
-    def step(hidden, x):
-        hidden, q = agent.apply(params, hidden, x)
+    def step(hidden, xs):
+        hidden, q = agent.apply(params, hidden, *xs)
         return hidden, q
 
-    _, q = jax.lax.scan(step, hidden0, jnp.swapaxes(inputs, 0, 1))
-    return jnp.swapaxes(q, 0, 1)
+    time_major = lambda x: jnp.swapaxes(x, 0, 1)
+    _, q = jax.lax.scan(step, hidden0, (time_major(obs), time_major(extras)))
+    return time_major(q)

@@ -1,0 +1,78 @@
+"""JaxMARL's Overcooked behind the ``MarlEnv`` interface.
+
+Observations stay uint8 (H, W, 26) grids per agent: jaxmarl's
+``observation_space`` reports (W, H, 26), so the shape is read off a real
+reset instead. The env has no world state; the mixer and the OPT see both
+agents' observations together (``global_state``), which the replay derives
+from the stored observations rather than storing twice.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+from meigm_jax.envs import OVERCOOKED_LAYOUTS
+from meigm_jax.envs.base import EnvSpec, global_state
+from meigm_jax.types import Observation, StepOutcome
+
+SOUP_REWARD = 20.0  # jaxmarl's delivery reward: soups per episode = sparse return / 20
+
+
+class OvercookedEnv:
+    """Two cooks, six actions (all always available), 400 steps, no early end.
+
+    The team reward is the shared delivery reward; the shaped reward is the
+    sum of the two agents' shaping rewards (each is paid for its own
+    onion-in-pot, dish pick-up, soup pick-up), reported separately so the
+    trainer can anneal its weight.
+    """
+
+    def __init__(self, name: str, layout: str, max_steps: int = 400):
+        import jaxmarl  # late: importing jaxmarl is slow
+        from jaxmarl.environments.overcooked import overcooked_layouts
+
+        if layout not in OVERCOOKED_LAYOUTS:
+            raise KeyError(f"unknown Overcooked layout {layout!r}; allowed: {', '.join(OVERCOOKED_LAYOUTS)}")
+        self._env = jaxmarl.make("overcooked", layout=overcooked_layouts[layout], max_steps=max_steps)
+        self._agents = tuple(self._env.agents)
+        probe_obs, _ = jax.eval_shape(self._env.reset, jax.random.PRNGKey(0))
+        obs_shape = tuple(probe_obs[self._agents[0]].shape)
+        n = len(self._agents)
+        self.spec = EnvSpec(
+            name=name,
+            num_agents=n,
+            num_actions=self._env.action_space(self._agents[0]).n,
+            obs_shape=obs_shape,
+            state_dim=n * math.prod(obs_shape),
+            episode_limit=max_steps,
+            has_win=False,
+            obs_dtype=jnp.uint8,
+            state_from_obs=True,
+            has_shaped_reward=True,
+        )
+
+    def _observe(self, obs: dict) -> Observation:
+        stacked = jnp.stack([obs[a] for a in self._agents]).astype(jnp.uint8)
+        n, k = self.spec.num_agents, self.spec.num_actions
+        return Observation(obs=stacked, state=global_state(stacked, jnp.zeros((0,))),
+                           avail=jnp.ones((n, k), bool))
+
+    def reset(self, key: jax.Array):
+        obs, state = self._env.reset(key)
+        return state, self._observe(obs)
+
+    def step(self, key: jax.Array, state, actions: jax.Array):
+        action_dict = {a: actions[i] for i, a in enumerate(self._agents)}
+        obs, state, rewards, dones, info = self._env.step_env(key, state, action_dict)
+        shaped = sum(info["shaped_reward"][a] for a in self._agents)
+        outcome = StepOutcome(
+            reward=rewards[self._agents[0]].astype(jnp.float32),
+            terminated=jnp.zeros((), bool),  # episodes only ever time out
+            truncated=dones["__all__"],
+            won=jnp.zeros((), bool),
+            shaped_reward=jnp.asarray(shaped, jnp.float32),
+        )
+        return state, self._observe(obs), outcome

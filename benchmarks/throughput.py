@@ -22,7 +22,7 @@ import jax.numpy as jnp
 
 from meigm_jax.cli_config import load
 from meigm_jax.rollout import make_act, rollout
-from meigm_jax.train import compile_program
+from meigm_jax.program import compile_program
 from meigm_jax.trainer import make_train, replay_bytes_per_seed
 
 
@@ -83,7 +83,8 @@ def main() -> None:
     rows.append(("rollout with ME-QMIX policy", f"{E * T / seconds:,.0f} env steps/s", compile_s))
 
     start = time.perf_counter()
-    state, chunk = compile_program(trainer)
+    program = compile_program(trainer)
+    state, chunk = program.state, program.chunk
     compile_s = time.perf_counter() - start
     start = time.perf_counter()
     state, metrics = chunk(state, jnp.asarray(0, jnp.int32))

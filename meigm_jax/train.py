@@ -73,26 +73,11 @@ def _progress(cfg: TrainConfig, has_win: bool, records: list[dict], eta_s: float
     return line + f" | sps {sps:>9,.0f} | eta {time.strftime('%H:%M:%S', time.gmtime(max(eta_s, 0)))}"
 
 
-def compile_program(trainer):
-    """Initial state of all seeds and the compiled chunk step: ``chunk(state, index)``.
-
-    Seeds are a ``vmap`` axis of one program; the state is donated, so a
-    chunk updates the replay in place.
-    """
-    import jax
-    import jax.numpy as jnp
-
-    from meigm_jax.trainer import seed_keys
-
-    state = jax.jit(jax.vmap(trainer.init))(seed_keys(trainer.config))
-    chunk = jax.jit(jax.vmap(trainer.chunk, in_axes=(0, None)), donate_argnums=0)
-    return state, chunk.lower(state, jnp.asarray(0, jnp.int32)).compile()
-
-
 def run(cfg: TrainConfig, run_dir: Path) -> list[dict]:
     """Train all seeds of ``cfg`` chunk by chunk, logging into ``run_dir``."""
     import jax
 
+    from meigm_jax.program import compile_program, to_host
     from meigm_jax.trainer import check_fits, make_train, replay_bytes_per_seed
 
     trainer = make_train(cfg)
@@ -102,14 +87,18 @@ def run(cfg: TrainConfig, run_dir: Path) -> list[dict]:
           f"{jax.devices()[0].platform} | replay {replay_bytes_per_seed(cfg, spec) / 2**20:.1f} MiB per seed"
           f" | run dir {run_dir}", flush=True)
     try:
-        check_fits(cfg, spec, jax.local_devices())
+        check_fits(cfg, spec, jax.devices())
     except ConfigError as exc:
         exit_bad_input(str(exc))
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(to_dict(cfg), indent=2))
 
     start = time.time()
-    state, chunk = compile_program(trainer)
+    program = compile_program(trainer)
+    state, chunk = program.state, program.chunk
+    used, available = program.mesh.devices.size, len(jax.devices())
+    note = "" if used == available else f" (of {available}: num_seeds={cfg.num_seeds} is not a multiple of {available})"
+    print(f"seeds sharded over {used} {jax.devices()[0].platform} device(s){note}", flush=True)
     print(f"compiled in {time.time() - start:.1f}s; training {trainer.num_chunks} chunk(s) of "
           f"{cfg.test_interval:,} env steps", flush=True)
 
@@ -120,7 +109,7 @@ def run(cfg: TrainConfig, run_dir: Path) -> list[dict]:
         for index in range(trainer.num_chunks):
             t0 = time.time()
             state, metrics = chunk(state, jax.numpy.asarray(index, jax.numpy.int32))
-            jax.block_until_ready(metrics)
+            metrics = to_host(metrics)
             seconds = time.time() - t0
             records = metric_records(cfg, spec, metrics, seconds, time.time() - start,
                                      prev_steps)

@@ -100,7 +100,7 @@ def check_fits(cfg: TrainConfig, spec: EnvSpec, devices: list[jax.Device]) -> No
     if cfg.agent.torso == "cnn" and len(spec.obs_shape) != 3:
         raise ConfigError(f"config error: agent.torso='cnn' is not allowed for {spec.name} "
                           f"(observations of shape {tuple(spec.obs_shape)}); allowed: mlp")
-    seeds_per_device = math.ceil(cfg.num_seeds / len(devices))
+    seeds_per_device = cfg.num_seeds // math.gcd(cfg.num_seeds, len(devices))  # as seed_mesh
     need = replay_bytes_per_seed(cfg, spec) * seeds_per_device
     have = device_memory_bytes(devices[0])
     if need > 0.75 * have:

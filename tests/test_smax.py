@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from meigm_jax.cli_config import load
-from meigm_jax.train import compile_program
+from meigm_jax.program import compile_program
 from meigm_jax.trainer import make_train, seed_keys
 from test_cli import SMAX_TINY
 
@@ -28,7 +28,8 @@ def _train_all_chunks(trainer, compiled_chunk):
 
 
 def test_smax_tiny_run_is_finite_and_reproducible(smax_program):
-    trainer, (_, chunk) = smax_program
+    trainer, program = smax_program
+    chunk = program.chunk
     spec = trainer.spec
     assert (spec.num_agents, spec.num_actions, spec.obs_dim, spec.state_dim) == (5, 10, 127, 120)
     state, first = _train_all_chunks(trainer, chunk)

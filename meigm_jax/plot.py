@@ -1,0 +1,280 @@
+"""Learning curves from run directories.
+
+Command line::
+
+    python -m meigm_jax.plot RUN_DIR [RUN_DIR ...] [--metric NAME] [--out FILE.png]
+
+Each RUN_DIR is a training run directory (``config.json`` and
+``metrics.jsonl``, as written by ``meigm_jax.train``). For every run the
+metric is averaged over seeds at each evaluation: the k-th evaluation of each
+seed is one point, drawn at the seeds' mean ``env_steps``, with a band of
+± one standard deviation (over seeds, ddof=0). Runs are overlaid and labelled
+by their algorithm name, disambiguated by env or directory name where two runs
+share one.
+
+Bad input (a path without ``metrics.jsonl``, a metric no run has) prints one
+line to stderr and exits with status 2. Only numpy and matplotlib are needed
+(no JAX); drawing uses the Agg canvas without touching pyplot's global state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+EXIT_BAD_INPUT = 2
+DEFAULT_OUT = "learning_curves.png"
+# Record keys that identify a seed or an evaluation rather than measure anything.
+_NOT_METRICS = ("seed", "seed_index")
+
+
+class PlotError(ValueError):
+    """Bad input; the message is one line saying what is wrong and what is allowed."""
+
+
+def read_records(run_dir: str | Path) -> list[dict]:
+    """The records of ``run_dir/metrics.jsonl`` in file order.
+
+    A malformed last line (a write cut short by a killed run) is skipped; a
+    malformed line elsewhere is an error.
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / "metrics.jsonl"
+    if not run_dir.is_dir() or not path.is_file():
+        raise PlotError(f"{run_dir} is not a run directory "
+                        "(expected a directory containing metrics.jsonl)")
+    lines = path.read_text().splitlines()
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            if number == len(lines):
+                break
+            raise PlotError(f"{path}:{number} is not a JSON object "
+                            "(expected one JSON object per line)") from None
+        if not isinstance(rec, dict):
+            raise PlotError(f"{path}:{number} is not a JSON object "
+                            "(expected one JSON object per line)")
+        records.append(rec)
+    if not records:
+        raise PlotError(f"{path} has no records (expected one JSON object per evaluation per seed)")
+    return records
+
+
+def read_config(run_dir: str | Path) -> dict:
+    """``run_dir/config.json``, or {} when it is missing or unreadable."""
+    try:
+        config = json.loads((Path(run_dir) / "config.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def available_metrics(records: Iterable[dict]) -> set[str]:
+    """Keys with at least one numeric, non-null value (seed ids excluded)."""
+    return {k for rec in records for k, v in rec.items()
+            if k not in _NOT_METRICS and _is_number(v)}
+
+
+def _group_by_seed(records: Sequence[dict]) -> list[list[dict]]:
+    """Each seed's evaluations in order. A resumed run appends evaluations that
+    restart from its checkpoint: when env_steps goes back, the later records
+    replace the earlier ones from that point on."""
+    seeds: dict = {}
+    for rec in records:
+        key = rec.get("seed_index", rec.get("seed", 0))
+        kept = seeds.setdefault(key, [])
+        steps = rec.get("env_steps")
+        if _is_number(steps):
+            while kept and _is_number(kept[-1].get("env_steps")) and kept[-1]["env_steps"] >= steps:
+                kept.pop()
+        kept.append(rec)
+    return [seeds[k] for k in sorted(seeds, key=lambda k: (str(type(k)), k))]
+
+
+def _value(rec: dict, key: str) -> float:
+    v = rec.get(key)
+    return float(v) if _is_number(v) else math.nan
+
+
+def seed_matrix(records: Sequence[dict], metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """(env_steps, values), each [num_seeds, num_evaluations]: row s holds seed
+    s's k-th evaluation in column k; missing or null entries are NaN."""
+    seeds = _group_by_seed(records)
+    width = max(len(s) for s in seeds)
+    steps = np.full((len(seeds), width), np.nan)
+    values = np.full((len(seeds), width), np.nan)
+    for i, seq in enumerate(seeds):
+        steps[i, :len(seq)] = [_value(r, "env_steps") for r in seq]
+        values[i, :len(seq)] = [_value(r, metric) for r in seq]
+    return steps, values
+
+
+def mean_std(steps: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per evaluation index: mean env_steps, mean and std (ddof=0) of the
+    metric over the seeds that have it. Indices where no seed has a value
+    (or env_steps is unknown) are dropped."""
+    has_value = ~np.isnan(values)
+    count = has_value.sum(axis=0)
+    keep = (count > 0) & (~np.isnan(steps)).any(axis=0)
+    filled = np.where(has_value, values, 0.0)
+    total = np.maximum(count, 1)
+    mean = filled.sum(axis=0) / total
+    var = (np.where(has_value, values - mean, 0.0) ** 2).sum(axis=0) / total
+    step_ok = ~np.isnan(steps)
+    mean_steps = np.where(step_ok, steps, 0.0).sum(axis=0) / np.maximum(step_ok.sum(axis=0), 1)
+    return mean_steps[keep], mean[keep], np.sqrt(var)[keep]
+
+
+def run_label(run_dir: str | Path) -> str:
+    """The run's algorithm name from config.json (the directory name without one)."""
+    alg = read_config(run_dir).get("alg")
+    name = alg.get("name") if isinstance(alg, dict) else None
+    return str(name) if name else Path(run_dir).name
+
+
+def load_curves(run_dir: str | Path, metric: str) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
+    """(label, steps, mean, std) of ``metric`` for one run: label is the
+    algorithm name, steps the mean env_steps of each evaluation index, mean and
+    std the metric over seeds there (std with ddof=0)."""
+    records = read_records(run_dir)
+    if metric not in available_metrics(records):
+        allowed = ", ".join(sorted(available_metrics(records))) or "none"
+        raise PlotError(f"run {run_dir} has no metric {metric!r} (it has: {allowed})")
+    steps, mean, std = mean_std(*seed_matrix(records, metric))
+    return run_label(run_dir), steps, mean, std
+
+
+def default_metric(records_per_run: Sequence[Sequence[dict]]) -> str:
+    """test_win_rate when every run has it, else test_return."""
+    if all("test_win_rate" in available_metrics(r) for r in records_per_run):
+        return "test_win_rate"
+    return "test_return"
+
+
+def unique_labels(run_dirs: Sequence[str | Path]) -> list[str]:
+    """Algorithm names; runs sharing one get their env name appended, or their
+    directory name when the env does not tell them apart (the path if even
+    that clashes)."""
+    labels = [run_label(d) for d in run_dirs]
+    counts = Counter(labels)
+    out = list(labels)
+    for label in (k for k, c in counts.items() if c > 1):
+        idx = [i for i, lab in enumerate(labels) if lab == label]
+        envs = []
+        for i in idx:
+            env = read_config(run_dirs[i]).get("env")
+            envs.append(env.get("name") if isinstance(env, dict) else None)
+        names = [Path(run_dirs[i]).name for i in idx]
+        if None not in envs and len(set(envs)) == len(envs):
+            extra = envs
+        elif len(set(names)) == len(names):
+            extra = names
+        else:
+            extra = [str(run_dirs[i]) for i in idx]
+        for i, e in zip(idx, extra):
+            out[i] = f"{label} ({e})"
+    return out
+
+
+def build_figure(run_dirs: Sequence[str | Path], metric: str | None = None):
+    """A matplotlib Figure (Agg canvas) with one line and band per run.
+
+    Returns (figure, metric). Raises PlotError on bad input.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    run_dirs = list(run_dirs)
+    if not run_dirs:
+        raise PlotError("no run directories given (expected one or more run directories)")
+    records = [read_records(d) for d in run_dirs]
+    if metric is None:
+        metric = default_metric(records)
+    have = [metric in available_metrics(r) for r in records]
+    if not any(have):
+        allowed = set().union(*(available_metrics(r) for r in records))
+        raise PlotError(f"no run has metric {metric!r} (available: {', '.join(sorted(allowed))})")
+    for d, ok in zip(run_dirs, have):
+        if not ok:
+            print(f"warning: run {d} has no metric {metric!r}; not drawn", file=sys.stderr)
+
+    labels = unique_labels(run_dirs)
+    fig = Figure(figsize=(7.0, 4.5), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for d, recs, label, ok in zip(run_dirs, records, labels, have):
+        if not ok:
+            continue
+        steps, mean, std = mean_std(*seed_matrix(recs, metric))
+        (line,) = ax.plot(steps, mean, label=label, linewidth=1.6)
+        ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.2,
+                        linewidth=0)
+    configs = [read_config(d) for d in run_dirs]
+    envs = sorted({str(c["env"]["name"]) for c in configs
+                   if isinstance(c.get("env"), dict) and c["env"].get("name")})
+    if envs:
+        ax.set_title(", ".join(envs))
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel(metric)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="best", fontsize="small")
+    fig.tight_layout()
+    return fig, metric
+
+
+def plot_runs(run_dirs: Sequence[str | Path], metric: str | None = None,
+              out: str | Path = DEFAULT_OUT) -> Path:
+    """Draw the learning curves of ``run_dirs`` into the PNG ``out`` and return its path.
+
+    ``metric`` None: test_win_rate when every run has it, else test_return.
+    Raises PlotError on bad input.
+    """
+    fig, _ = build_figure(run_dirs, metric)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, format="png")
+    return out
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2 (argparse's default is usage + error)
+        usage = " ".join(self.format_usage().split()[1:])
+        print(f"{self.prog}: error: {message} (usage: {usage})", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _Parser(prog="python -m meigm_jax.plot",
+                     description="Learning curves (mean ± std over seeds) of one or more runs.")
+    parser.add_argument("runs", nargs="+", metavar="PATH", help="run directory with metrics.jsonl")
+    parser.add_argument("--metric", default=None,
+                        help="record key to plot (default: test_win_rate if every run has it, "
+                             "else test_return)")
+    parser.add_argument("--out", default=DEFAULT_OUT, help=f"PNG file (default: {DEFAULT_OUT})")
+    args = parser.parse_args(argv)
+    try:
+        out = plot_runs(args.runs, args.metric, args.out)
+    except PlotError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(out.resolve())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

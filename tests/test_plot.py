@@ -1,0 +1,154 @@
+"""meigm_jax.plot: learning curves from run directories."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from meigm_jax.plot import PlotError, build_figure, load_curves, main, plot_runs
+
+ROOT = Path(__file__).resolve().parents[1]
+NUM_EVALS = 6
+
+
+def _win_rate(run: int, seed: int, k: int) -> float:
+    return min(1.0, 0.1 * k + 0.05 * seed + 0.02 * run)
+
+
+def _return(run: int, seed: int, k: int) -> float:
+    return 2.0 * k + seed - run
+
+
+def make_run(root: Path, name: str, alg: str, env: str = "smax_5v5", num_seeds: int = 3,
+             run: int = 0, wins: bool = True) -> Path:
+    """A run directory like meigm_jax.train writes: seeds interleaved per evaluation,
+    env_steps differing slightly between seeds."""
+    run_dir = root / name
+    run_dir.mkdir(parents=True)
+    config = {"alg": {"name": alg}, "env": {"name": env}, "seed": 0, "num_seeds": num_seeds,
+              "wandb": {"mode": "offline"}}
+    (run_dir / "config.json").write_text(json.dumps(config, indent=2))
+    lines = []
+    for k in range(NUM_EVALS):
+        for s in range(num_seeds):
+            rec = {"seed": 0, "seed_index": s, "env_steps": 1000 * (k + 1) + 7 * s,
+                   "updates": 10 * k, "test_return": _return(run, s, k), "test_length": 50,
+                   "loss_q": 0.5, "loss_opt": None, "misalignment_gap": None}
+            if wins:
+                rec["test_win_rate"] = _win_rate(run, s, k)
+            lines.append(json.dumps(rec))
+    (run_dir / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    return run_dir
+
+
+def test_plot_runs_writes_png_with_one_curve_per_run(tmp_path):
+    runs = [make_run(tmp_path, "a", "me_qmix", run=0),
+            make_run(tmp_path, "b", "qmix", run=1),
+            make_run(tmp_path, "c", "me_qplex", run=2, num_seeds=2)]
+    out = plot_runs(runs, out=tmp_path / "figs" / "curves.png")
+    assert out == tmp_path / "figs" / "curves.png"
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    import matplotlib.image
+
+    image = matplotlib.image.imread(out)
+    assert image.ndim == 3 and image.shape[0] == 450 and image.shape[1] == 700
+    assert image.shape[2] in (3, 4)
+    assert image.std() > 0  # not blank
+
+    fig, metric = build_figure(runs)
+    assert metric == "test_win_rate"  # default: every run has wins
+    (ax,) = fig.axes
+    assert len(ax.lines) == 3
+    assert [line.get_label() for line in ax.lines] == ["me_qmix", "qmix", "me_qplex"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["me_qmix", "qmix", "me_qplex"]
+    assert len(ax.collections) == 3  # one ± std band per run
+    assert ax.get_ylabel() == "test_win_rate"
+    np.testing.assert_allclose(ax.lines[0].get_ydata(),
+                               [np.mean([_win_rate(0, s, k) for s in range(3)])
+                                for k in range(NUM_EVALS)])
+
+
+def test_default_metric_falls_back_to_test_return_and_labels_disambiguate(tmp_path):
+    runs = [make_run(tmp_path, "x", "me_qmix", env="smax_5v5"),
+            make_run(tmp_path, "y", "me_qmix", env="overcooked_cramped_room", wins=False)]
+    fig, metric = build_figure(runs)
+    assert metric == "test_return"
+    labels = [line.get_label() for line in fig.axes[0].lines]
+    assert labels == ["me_qmix (smax_5v5)", "me_qmix (overcooked_cramped_room)"]
+
+    same_env = [make_run(tmp_path / "s", "run1", "qmix"), make_run(tmp_path / "s", "run2", "qmix")]
+    fig, _ = build_figure(same_env, metric="loss_q")
+    assert [line.get_label() for line in fig.axes[0].lines] == ["qmix (run1)", "qmix (run2)"]
+
+
+def test_load_curves_mean_std_match_numpy(tmp_path):
+    run_dir = make_run(tmp_path, "r", "me_qmix", num_seeds=4, run=1)
+    label, steps, mean, std = load_curves(run_dir, "test_return")
+    assert label == "me_qmix"
+    values = np.array([[_return(1, s, k) for k in range(NUM_EVALS)] for s in range(4)])
+    env_steps = np.array([[1000 * (k + 1) + 7 * s for k in range(NUM_EVALS)] for s in range(4)])
+    np.testing.assert_allclose(mean, values.mean(axis=0))
+    np.testing.assert_allclose(std, values.std(axis=0))
+    np.testing.assert_allclose(steps, env_steps.mean(axis=0))  # aligned by evaluation index
+    assert len(steps) == NUM_EVALS
+
+
+def test_load_curves_nulls_uneven_seeds_and_resume(tmp_path):
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    recs = [
+        {"seed_index": 0, "env_steps": 100, "test_return": 1.0},
+        {"seed_index": 1, "env_steps": 110, "test_return": 3.0},
+        {"seed_index": 0, "env_steps": 200, "test_return": None},  # null: only seed 1 counts
+        {"seed_index": 1, "env_steps": 210, "test_return": 5.0},
+        {"seed_index": 0, "env_steps": 300, "test_return": 9.0},  # seed 1 has no 3rd evaluation
+        # a resume from the checkpoint at 100 steps: later records replace seed 0's
+        {"seed_index": 0, "env_steps": 190, "test_return": 2.0},
+    ]
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs) + '{"trunc')
+    label, steps, mean, std = load_curves(run_dir, "test_return")
+    assert label == "r"  # no config.json: the directory name
+    np.testing.assert_allclose(steps, [105, 200])
+    np.testing.assert_allclose(mean, [2.0, 3.5])
+    np.testing.assert_allclose(std, [1.0, 1.5])
+
+
+def test_bad_input_raises_plot_error(tmp_path):
+    run = make_run(tmp_path, "a", "qmix")
+    with pytest.raises(PlotError, match="not a run directory"):
+        plot_runs([tmp_path / "missing"], out=tmp_path / "x.png")
+    with pytest.raises(PlotError, match=r"no run has metric 'nope' \(available: .*test_return"):
+        plot_runs([run], metric="nope", out=tmp_path / "x.png")
+    with pytest.raises(PlotError, match="no metric 'nope'"):
+        load_curves(run, "nope")
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_main_writes_default_out_in_cwd(tmp_path, monkeypatch, capsys):
+    run = make_run(tmp_path, "a", "qmix")
+    monkeypatch.chdir(tmp_path)
+    assert main([str(run)]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "learning_curves.png")
+    assert (tmp_path / "learning_curves.png").is_file()
+    assert main([str(run), "--metric", "bogus"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "bogus" in err[0] and "test_return" in err[0]
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["/nonexistent"], "/nonexistent"),
+    ([], "PATH"),
+])
+def test_cli_bad_input_exit_code(tmp_path, args, needle):
+    proc = subprocess.run([sys.executable, "-m", "meigm_jax.plot", *args,
+                           "--out", str(tmp_path / "o.png")],
+                          check=False, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert needle in lines[0]
+    assert proc.stdout == ""
+    assert not (tmp_path / "o.png").exists()

@@ -116,6 +116,8 @@ class TrainConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     # Continue the run in hydra.run.dir from its newest checkpoint.
     resume: bool = False
+    # Multi-host: call jax.distributed.initialize() first (README).
+    distributed: bool = False
 
     seed: int = 0
     num_seeds: int = 1

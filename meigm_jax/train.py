@@ -73,25 +73,78 @@ def _progress(cfg: TrainConfig, has_win: bool, records: list[dict], eta_s: float
     return line + f" | sps {sps:>9,.0f} | eta {time.strftime('%H:%M:%S', time.gmtime(max(eta_s, 0)))}"
 
 
+# Config keys that may change when a run is resumed: they do not change
+# what the remaining chunks compute.
+RESUMABLE_CHANGES = ("resume", "total_timesteps", "wandb", "checkpoint")
+EXIT_NON_FINITE = 3
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, prefix + key + "."))
+        else:
+            out[prefix + key] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def check_resumable(cfg: TrainConfig, run_dir: Path) -> None:
+    """A resumed run must be the same experiment: one ConfigError line otherwise."""
+    saved_path = run_dir / "config.json"
+    if not saved_path.exists():
+        raise ConfigError(f"config error: resume=true but {run_dir} holds no run (no config.json); "
+                          "set hydra.run.dir to the run to continue")
+    saved = _flat(json.loads(saved_path.read_text()))
+    now = _flat(to_dict(cfg))
+    for key in sorted(set(saved) | set(now)):
+        if key.split(".")[0] in RESUMABLE_CHANGES:
+            continue
+        if saved.get(key) != now.get(key):
+            raise ConfigError(f"config error: resume=true with {key}={now.get(key)!r}, but the run in "
+                              f"{run_dir} has {key}={saved.get(key)!r}; allowed to change on resume: "
+                              f"{', '.join(RESUMABLE_CHANGES)}")
+
+
+def _read_metrics(path: Path, lines: int) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()[:lines]]
+
+
 def run(cfg: TrainConfig, run_dir: Path) -> list[dict]:
-    """Train all seeds of ``cfg`` chunk by chunk, logging into ``run_dir``."""
+    """Train all seeds of ``cfg`` chunk by chunk, logging into ``run_dir``.
+
+    Writes ``config.json``, ``metrics.jsonl`` and, every ``checkpoint.every``
+    updates and at the end, an orbax checkpoint of the whole state under
+    ``checkpoints/``; ``resume=true`` continues from the newest one.
+    """
     import jax
 
+    if cfg.distributed:
+        jax.distributed.initialize()  # coordinator from the environment (SLURM, JAX_COORDINATOR_ADDRESS, ...)
+    from meigm_jax.checkpoint import Checkpointer, CheckpointError, restore_latest
     from meigm_jax.program import compile_program, to_host
     from meigm_jax.trainer import check_fits, make_train, replay_bytes_per_seed
 
+    main_process = jax.process_index() == 0
     trainer = make_train(cfg)
     spec = trainer.spec
     print(f"meigm_jax: {cfg.alg.name} on {spec.name} ({spec.num_agents} agents, {spec.num_actions} "
           f"actions, episode limit {spec.episode_limit}) | {cfg.num_seeds} seed(s) on "
           f"{jax.devices()[0].platform} | replay {replay_bytes_per_seed(cfg, spec) / 2**20:.1f} MiB per seed"
           f" | run dir {run_dir}", flush=True)
+    ckpt_dir = run_dir / "checkpoints"
+    metrics_path = run_dir / "metrics.jsonl"
     try:
         check_fits(cfg, spec, jax.devices())
+        if cfg.resume:
+            check_resumable(cfg, run_dir)
+        elif metrics_path.exists() or ckpt_dir.exists():
+            raise ConfigError(f"config error: {run_dir} already holds a run; resume=true continues it, "
+                              "or choose another hydra.run.dir")
     except ConfigError as exc:
         exit_bad_input(str(exc))
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps(to_dict(cfg), indent=2))
 
     start = time.time()
     program = compile_program(trainer)
@@ -99,31 +152,106 @@ def run(cfg: TrainConfig, run_dir: Path) -> list[dict]:
     used, available = program.mesh.devices.size, len(jax.devices())
     note = "" if used == available else f" (of {available}: num_seeds={cfg.num_seeds} is not a multiple of {available})"
     print(f"seeds sharded over {used} {jax.devices()[0].platform} device(s){note}", flush=True)
-    print(f"compiled in {time.time() - start:.1f}s; training {trainer.num_chunks} chunk(s) of "
-          f"{cfg.test_interval:,} env steps", flush=True)
 
-    all_records: list[dict] = []
-    prev_steps = [0] * cfg.num_seeds
+    first_chunk, all_records = 0, []
+    if cfg.resume:
+        try:
+            restored, meta = restore_latest(ckpt_dir, state)
+        except CheckpointError as exc:
+            exit_bad_input(str(exc))
+        state = jax.device_put(restored, jax.tree.map(lambda x: x.sharding, state))
+        first_chunk = int(meta["chunk"])
+        # Chunks logged after the checkpoint are run again: drop their lines.
+        all_records = _read_metrics(metrics_path, int(meta["metrics_lines"]))
+        if main_process:
+            with open(metrics_path, "w") as sink:
+                sink.writelines(json.dumps(rec) + "\n" for rec in all_records)
+        print(f"resumed from {ckpt_dir} at chunk {first_chunk} "
+              f"({int(meta['env_steps']):,} env steps of seed 0)", flush=True)
+    elif main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(json.dumps(to_dict(cfg), indent=2))
+    print(f"compiled in {time.time() - start:.1f}s; training {trainer.num_chunks - first_chunk} "
+          f"chunk(s) of {cfg.test_interval:,} env steps", flush=True)
+
+    logger = _wandb_logger(cfg, run_dir) if main_process else None
+    checkpointer = Checkpointer(ckpt_dir, cfg.checkpoint.keep) if main_process else None
+    prev_steps = [r["env_steps"] for r in all_records[-cfg.num_seeds:]] or [0] * cfg.num_seeds
+    saved_updates = max([r["updates"] for r in all_records[-cfg.num_seeds:]], default=0)
+    saved_chunk = first_chunk
     train_start = time.time()
-    with open(run_dir / "metrics.jsonl", "a") as sink:
-        for index in range(trainer.num_chunks):
-            t0 = time.time()
-            state, metrics = chunk(state, jax.numpy.asarray(index, jax.numpy.int32))
-            metrics = to_host(metrics)
-            seconds = time.time() - t0
-            records = metric_records(cfg, spec, metrics, seconds, time.time() - start,
-                                     prev_steps)
-            prev_steps = [r["env_steps"] for r in records]
-            for rec in records:
-                sink.write(json.dumps(rec) + "\n")
-            sink.flush()
-            all_records.extend(records)
-            elapsed = time.time() - train_start
-            eta = elapsed / (index + 1) * (trainer.num_chunks - index - 1)
-            print(_progress(cfg, spec.has_win, records, eta), flush=True)
+
+    def save(chunk_done: int, records_so_far: list[dict]) -> None:
+        if checkpointer is None:
+            return
+        host_state = to_host(state)
+        checkpointer.save(chunk_done, host_state, {
+            "chunk": chunk_done, "metrics_lines": len(records_so_far),
+            "env_steps": int(host_state.counters.env_steps[0]), "config": to_dict(cfg)})
+
+    try:
+        with open(metrics_path, "a") if main_process else _null_sink() as sink:
+            for index in range(first_chunk, trainer.num_chunks):
+                t0 = time.time()
+                state, metrics = chunk(state, jax.numpy.asarray(index, jax.numpy.int32))
+                metrics = to_host(metrics)
+                seconds = time.time() - t0
+                records = metric_records(cfg, spec, metrics, seconds, time.time() - start, prev_steps)
+                prev_steps = [r["env_steps"] for r in records]
+                sink.writelines(json.dumps(rec) + "\n" for rec in records)
+                sink.flush()
+                all_records.extend(records)
+                if logger is not None:
+                    logger.log(records)
+                _stop_on_non_finite(metrics, saved_chunk, ckpt_dir)
+                updates = max(r["updates"] for r in records)
+                if cfg.checkpoint.every and updates - saved_updates >= cfg.checkpoint.every:
+                    save(index + 1, all_records)
+                    saved_updates, saved_chunk = updates, index + 1
+                elapsed = time.time() - train_start
+                eta = elapsed / (index + 1 - first_chunk) * (trainer.num_chunks - index - 1)
+                print(_progress(cfg, spec.has_win, records, eta), flush=True)
+        if saved_chunk < trainer.num_chunks:
+            save(trainer.num_chunks, all_records)
+    finally:
+        if checkpointer is not None:
+            checkpointer.close()  # waits for a save in flight
+        if logger is not None:
+            logger.finish()
 
     _summary(cfg, spec.has_win, all_records[-cfg.num_seeds:], time.time() - start)
     return all_records
+
+
+def _null_sink():
+    import contextlib
+    import io
+
+    return contextlib.nullcontext(io.StringIO())
+
+
+def _wandb_logger(cfg: TrainConfig, run_dir: Path):
+    from meigm_jax.wandb_log import WandbError, WandbLogger
+
+    try:
+        return WandbLogger(to_dict(cfg), run_dir, cfg.num_seeds, cfg.wandb.mode, cfg.wandb.project,
+                           cfg.wandb.entity, cfg.wandb.group, cfg.wandb.tags)
+    except WandbError as exc:
+        exit_bad_input(str(exc))
+
+
+def _stop_on_non_finite(metrics, saved_chunk: int, ckpt_dir: Path) -> None:
+    """A seed whose loss stopped being finite ends the run; checkpoints stay as they are."""
+    import numpy as np
+
+    bad = np.asarray(metrics.first_nonfinite_update)
+    if np.any(bad >= 0):
+        seed = int(np.argmax(bad >= 0))
+        kept = f"the last good checkpoint is chunk {saved_chunk} in {ckpt_dir}" if saved_chunk else \
+            "no checkpoint was saved yet"
+        print(f"error: non-finite loss in seed_index {seed} at update {int(bad[seed])}; run stopped, "
+              f"{kept}", file=sys.stderr, flush=True)
+        raise SystemExit(EXIT_NON_FINITE)
 
 
 def _summary(cfg: TrainConfig, has_win: bool, final: list[dict], seconds: float) -> None:
@@ -170,9 +298,13 @@ def main(argv: list[str] | None = None) -> None:
     if not multirun:
         # Fail fast, in one line, before Hydra or JAX do any work.
         try:
-            load(overrides)
+            cfg = load(overrides)
         except ConfigError as exc:
             exit_bad_input(str(exc))
+        if cfg.resume:
+            # Hydra would rewrite .hydra/ and main.log in the run before the
+            # resume is checked; a resume that fails must leave the run as it was.
+            overrides += ["hydra.output_subdir=null", "hydra/job_logging=disabled"]
     sys.argv = [sys.argv[0]] + overrides
     _hydra_main()
 

@@ -61,6 +61,7 @@ class _ChunkTotals(NamedTuple):
     entropy_sum: jax.Array
     updates: jax.Array
     losses: LossInfo  # sums over updates
+    first_nonfinite: jax.Array  # [] int32 number of the first update with a non-finite loss, -1: none
 
 
 def empty_episode(spec: EnvSpec) -> Episodes:
@@ -150,9 +151,9 @@ def make_train(cfg: TrainConfig, env: MarlEnv | None = None) -> Trainer:
             return jnp.zeros(())
         return shaping_weight(state.counters.env_steps, cfg.env.reward_shaping_horizon)
 
-    def learn(state: TrainState, n_updates: jax.Array, key: jax.Array):
+    def learn(state: TrainState, n_updates: jax.Array, key: jax.Array, first_nonfinite: jax.Array):
         def body(i, carry):
-            params, target, opt_states, loss_sums = carry
+            params, target, opt_states, loss_sums, first_bad = carry
             sample_key, loss_key = jax.random.split(jax.random.fold_in(key, i))
             batch = replay.sample(state.replay, sample_key, cfg.batch_size)
             params, opt_states, info = update(params, target, opt_states, batch, loss_key)
@@ -160,9 +161,11 @@ def make_train(cfg: TrainConfig, env: MarlEnv | None = None) -> Trainer:
                 target = jax.tree.map(lambda t, p: (1 - cfg.target_tau) * t + cfg.target_tau * p,
                                       target, TargetParams(params.agent, params.mixer))
             loss_sums = jax.tree.map(jnp.add, loss_sums, info)
-            return params, target, opt_states, loss_sums
+            finite = jnp.isfinite(info.loss_q) & jnp.isfinite(info.loss_opt) & jnp.isfinite(info.loss_alpha)
+            first_bad = jnp.where((first_bad < 0) & ~finite, state.counters.updates + i + 1, first_bad)
+            return params, target, opt_states, loss_sums, first_bad
 
-        carry = (state.params, state.target, state.opt_states, zero_losses)
+        carry = (state.params, state.target, state.opt_states, zero_losses, first_nonfinite)
         return jax.lax.fori_loop(0, n_updates, body, carry)
 
     def rollout_and_learn(state: TrainState, totals: _ChunkTotals):
@@ -179,7 +182,8 @@ def make_train(cfg: TrainConfig, env: MarlEnv | None = None) -> Trainer:
         n_updates = episodes // cfg.batch_size_run - c.episodes // cfg.batch_size_run
         n_updates = jnp.where(replay.can_sample(buffer, cfg.batch_size), n_updates, 0)
         state = state._replace(replay=buffer)
-        params, target, opt_states, loss_sums = learn(state, n_updates, learn_key)
+        params, target, opt_states, loss_sums, first_bad = learn(state, n_updates, learn_key,
+                                                                 totals.first_nonfinite)
         last_copy = c.last_target_update
         if cfg.target_tau == 0:
             copy = (n_updates > 0) & (episodes - last_copy >= cfg.target_update_interval)
@@ -197,6 +201,7 @@ def make_train(cfg: TrainConfig, env: MarlEnv | None = None) -> Trainer:
             entropy_sum=totals.entropy_sum + result.diagnostics_sum[ENTROPY],
             updates=totals.updates + n_updates,
             losses=jax.tree.map(jnp.add, totals.losses, loss_sums),
+            first_nonfinite=first_bad,
         )
         return state, totals
 
@@ -210,6 +215,7 @@ def make_train(cfg: TrainConfig, env: MarlEnv | None = None) -> Trainer:
         totals = _ChunkTotals(
             rollouts=RolloutStats(*([jnp.zeros(())] * len(RolloutStats._fields))),
             entropy_sum=jnp.zeros(()), updates=jnp.zeros((), jnp.int32), losses=zero_losses,
+            first_nonfinite=jnp.full((), -1, jnp.int32),
         )
         state, totals = jax.lax.while_loop(
             lambda carry: carry[0].counters.env_steps < until,
@@ -239,6 +245,8 @@ def make_train(cfg: TrainConfig, env: MarlEnv | None = None) -> Trainer:
             train_win_rate=train.win_sum / train.episodes,
             loss_q=per_update.loss_q,
             loss_opt=per_update.loss_opt,
+            loss_alpha=per_update.loss_alpha,
+            td_target=per_update.target,
             alpha=jnp.exp(state.params.log_alpha) if cfg.is_soft else jnp.zeros(()),
             policy_entropy=totals.entropy_sum / jnp.maximum(train.length_sum, 1.0),
             epsilon=jnp.zeros(()) if cfg.is_soft else epsilon(state),
@@ -246,6 +254,7 @@ def make_train(cfg: TrainConfig, env: MarlEnv | None = None) -> Trainer:
             misalignment_gap=gap(GAP_LOGITS),
             misalignment_gap_expected=gap(GAP_EXPECTED),
             shaping_weight=reward_shaping(state),
+            first_nonfinite_update=totals.first_nonfinite,
         )
         return state, metrics
 

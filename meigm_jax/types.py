@@ -122,6 +122,8 @@ class ChunkMetrics(NamedTuple):
     train_win_rate: jax.Array
     loss_q: jax.Array
     loss_opt: jax.Array
+    loss_alpha: jax.Array
+    td_target: jax.Array  # mean soft TD(lambda) target G_t of the chunk's batches
     alpha: jax.Array
     policy_entropy: jax.Array
     epsilon: jax.Array
@@ -131,3 +133,6 @@ class ChunkMetrics(NamedTuple):
     misalignment_gap: jax.Array
     misalignment_gap_expected: jax.Array
     shaping_weight: jax.Array  # weight of the shaped reward at the end of the chunk
+    # Number of the chunk's first gradient update whose loss was not finite
+    # (-1: none); the CLI stops the run on it.
+    first_nonfinite_update: jax.Array

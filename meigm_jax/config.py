@@ -107,6 +107,16 @@ class CheckpointConfig:
 
 
 @dataclass(frozen=True)
+class HostLoopConfig:
+    # Official SMACv2 runs (smacv2_* envs): StarCraft II steps on the host in
+    # this many worker processes (meigm_jax.sc2.host_loop).
+    num_workers: int = 8
+    # Seconds a worker may take to answer a step before it is killed and
+    # restarted (its partial episode is dropped).
+    worker_timeout: float = 60.0
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     alg: AlgConfig = field(default_factory=AlgConfig)
     opt: OptConfig = field(default_factory=OptConfig)
@@ -114,6 +124,7 @@ class TrainConfig:
     agent: AgentConfig = field(default_factory=AgentConfig)
     wandb: WandbConfig = field(default_factory=WandbConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    host: HostLoopConfig = field(default_factory=HostLoopConfig)
     # Continue the run in hydra.run.dir from its newest checkpoint.
     resume: bool = False
     # Multi-host: call jax.distributed.initialize() first (README).
@@ -264,6 +275,8 @@ def _check_range(cfg: TrainConfig) -> None:
          "an integer >= 0 (0: only at the end)")
     need(cfg.checkpoint.keep > 0, "checkpoint.keep", cfg.checkpoint.keep, "an integer > 0")
     need(cfg.env.name in ENV_NAMES, "env.name", cfg.env.name, ", ".join(ENV_NAMES))
+    need(cfg.host.num_workers > 0, "host.num_workers", cfg.host.num_workers, "an integer > 0")
+    need(cfg.host.worker_timeout > 0, "host.worker_timeout", cfg.host.worker_timeout, "a number > 0")
     if cfg.batch_size_run is not None:
         need(cfg.batch_size_run > 0, "batch_size_run", cfg.batch_size_run, "an integer > 0")
     for key in ("num_seeds", "num_envs", "total_timesteps", "batch_size",

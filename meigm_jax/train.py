@@ -119,6 +119,9 @@ def run(cfg: TrainConfig, run_dir: Path) -> list[dict]:
     updates and at the end, an orbax checkpoint of the whole state under
     ``checkpoints/``; ``resume=true`` continues from the newest one.
     """
+    if cfg.env.name.startswith("smacv2_"):  # official SMACv2: StarCraft II stepped on the host
+        from meigm_jax.sc2.host_loop import run as run_host_loop
+        return run_host_loop(cfg, run_dir)
     import jax
 
     if cfg.distributed:

@@ -41,6 +41,14 @@ OVERCOOKED_LAYOUTS = ("cramped_room", "asymm_advantages", "coord_ring", "forced_
                       "counter_circuit")
 
 
+def _smacv2(name: str) -> Callable[[], MarlEnv]:
+    def make() -> MarlEnv:
+        raise ValueError(f"{name} is StarCraft II stepped on the host, not a JAX env: "
+                         "it runs through meigm_jax.sc2.host_loop")
+
+    return make
+
+
 _REGISTRY: dict[str, Callable[[], MarlEnv]] = {
     "matrix_game": MatrixGame,
     "smax_5v5": _smax("smax_5v5", scenario="smacv2_5_units"),
@@ -48,6 +56,8 @@ _REGISTRY: dict[str, Callable[[], MarlEnv]] = {
     "smax_20v20": _smax("smax_20v20", scenario="smacv2_20_units"),
     **{name: _smax(name, **kwargs) for name, kwargs in SMAX_RACE_SCENARIOS.items()},
     **{f"overcooked_{layout}": _overcooked(layout) for layout in OVERCOOKED_LAYOUTS},
+    # Official SMACv2 (meigm_jax.sc2): same fifteen race x size names.
+    **{f"smacv2_{race}_{size}": _smacv2(f"smacv2_{race}_{size}") for race in RACES for size in TEAM_SIZES},
 }
 
 ENV_NAMES = tuple(_REGISTRY)

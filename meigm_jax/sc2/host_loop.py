@@ -37,7 +37,7 @@ import numpy as np
 from meigm_jax.cli_config import exit_bad_input
 from meigm_jax.config import ConfigError, TrainConfig, to_dict
 from meigm_jax.sc2 import scenarios
-from meigm_jax.sc2.workers import STARTUP_TIMEOUT_S, WorkerPool
+from meigm_jax.sc2.workers import STARTUP_TIMEOUT_S, WorkerFailed, WorkerPool
 
 SMACV2_FACTORY = "smacv2.env:StarCraftCapabilityEnvWrapper"
 INSTALL_HINT = ("pip install -e .[sc2] (pysc2 and smacv2 from github.com/oxwhirl/smacv2), "
@@ -260,6 +260,9 @@ def train(cfg: TrainConfig, run_dir: Path, factory: str, worker_kwargs: Callable
             f"episode limit {spec.episode_limit}) | {pool.num_workers} host worker(s) | workers up in "
             f"{time.time() - start:.1f}s | run dir {run_dir}")
         return loop.run(start)
+    except WorkerFailed as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(1)
     except _Interrupted as exc:
         print(f"interrupted ({exc}): closing workers" + (", saving a final checkpoint" if loop else ""),
               file=sys.stderr, flush=True)

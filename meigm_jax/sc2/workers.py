@@ -136,10 +136,12 @@ class WorkerPool:
         self.restarts = 0
         self.workers = [_Worker(self.ctx, i, factory, worker_kwargs(i)) for i in range(num_workers)]
         self.env_info = None
+        self.last_failure = ""
         for w in self.workers:
             self.env_info = self.env_info or self._await_info(w)
         if self.env_info is None:
-            raise WorkerFailed("no worker could build its environment")
+            self.close(grace=1.0)
+            raise WorkerFailed(f"no worker could build its environment ({factory}): {self.last_failure}")
 
     @property
     def num_workers(self) -> int:
@@ -168,6 +170,7 @@ class WorkerPool:
 
     def _fail(self, w: _Worker, exc: BaseException) -> None:
         reason = str(exc) if isinstance(exc, WorkerFailed) else f"worker {w.index} died ({_one_line(exc)})"
+        self.last_failure = reason
         self.log(f"{reason}; restarting it")
         w.kill()
         self.restarts += 1

@@ -181,10 +181,11 @@ class WorkerPool:
 
         A worker that fails answers ``None`` and is replaced by a fresh one.
         """
+        # Workers still starting are awaited first, so no answer's deadline runs meanwhile.
+        built = {i: self._await_info(self.workers[i]) is not None for i in commands}
         sent = {}
         for i, command in commands.items():
-            w = self.workers[i]
-            if self._await_info(w) is None:
+            if not built[i]:
                 sent[i] = None
                 continue
             w = self.workers[i]

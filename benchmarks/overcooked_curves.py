@@ -30,8 +30,8 @@ PRESETS = {
     # Small replay and batch so that a gradient step over 400-step episodes
     # stays cheap on a CPU; the shaped reward fades out by 200k steps.
     "cpu": ["num_seeds=3", "num_envs=8", "batch_size=16", "buffer_size=400",
-            "total_timesteps=300000", "test_interval=20000", "test_episodes=8",
-            "env.reward_shaping_horizon=200000", "epsilon_anneal_steps=100000"],
+            "total_timesteps=1000000", "test_interval=50000", "test_episodes=8",
+            "env.reward_shaping_horizon=600000", "epsilon_anneal_steps=200000"],
     "paper": ["num_seeds=4"],
 }
 
@@ -52,6 +52,8 @@ def run_alg(alg: str, layout: str, preset: str) -> dict:
         "alg": alg, "cfg": cfg, "compile_s": compile_s, "train_s": train_s,
         "steps": metrics.env_steps.mean(0), "mean": soups.mean(0), "std": soups.std(0),
         "train_soups": (metrics.train_return / SOUP_REWARD).mean(0),
+        "shaped_mean": metrics.test_shaped_return.mean(0),
+        "shaped_std": metrics.test_shaped_return.std(0),
     }
 
 
@@ -61,16 +63,19 @@ def plot(results: list[dict], layout: str, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, (ax, shaped_ax) = plt.subplots(1, 2, figsize=(11, 4))
     for res in results:
-        (line,) = ax.plot(res["steps"], res["mean"], label=res["alg"])
-        ax.fill_between(res["steps"], res["mean"] - res["std"], res["mean"] + res["std"],
-                        color=line.get_color(), alpha=0.2)
-    ax.set_xlabel("env steps")
-    ax.set_ylabel("soups per episode (greedy)")
+        for axis, mean, std in ((ax, res["mean"], res["std"]),
+                                (shaped_ax, res["shaped_mean"], res["shaped_std"])):
+            (line,) = axis.plot(res["steps"], mean, label=res["alg"])
+            axis.fill_between(res["steps"], mean - std, mean + std, color=line.get_color(), alpha=0.2)
     seeds = results[0]["cfg"].num_seeds
-    ax.set_title(f"Overcooked {layout}: mean ± std over {seeds} seeds")
-    ax.legend()
+    ax.set_ylabel("soups per episode (greedy)")
+    shaped_ax.set_ylabel("shaped return per episode (greedy, unweighted)")
+    for axis in (ax, shaped_ax):
+        axis.set_xlabel("env steps")
+        axis.legend()
+    fig.suptitle(f"Overcooked {layout}: mean ± std over {seeds} seeds")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -89,9 +94,11 @@ def main() -> None:
     plot(results, args.layout, stem.with_suffix(".png"))
     with open(stem.with_suffix(".csv"), "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["alg", "env_steps", "soups_mean", "soups_std", "train_soups_mean"])
+        writer.writerow(["alg", "env_steps", "soups_mean", "soups_std", "train_soups_mean",
+                         "shaped_return_mean", "shaped_return_std"])
         for res in results:
-            for row in zip(res["steps"], res["mean"], res["std"], res["train_soups"], strict=True):
+            for row in zip(res["steps"], res["mean"], res["std"], res["train_soups"],
+                           res["shaped_mean"], res["shaped_std"], strict=True):
                 writer.writerow([res["alg"], int(row[0]), *(f"{x:.4f}" for x in row[1:])])
 
     cfg = results[0]["cfg"]
@@ -105,11 +112,12 @@ def main() -> None:
         sps = cfg.num_seeds * res["steps"][-1] / res["train_s"]
         print(f"| {res['alg']} | {res['compile_s']:.0f} | {res['train_s']:.0f} | {sps:,.0f} | "
               f"{res['mean'][-1]:.2f} ± {res['std'][-1]:.2f} |")
-    print("\nsoups per episode (greedy), mean ± std over seeds, by env steps:\n")
-    print("| env steps | " + " | ".join(res["alg"] for res in results) + " |")
-    print("|---|" + "---|" * len(results))
+    print("\ngreedy soups per episode and shaped return, mean ± std over seeds, by env steps:\n")
+    print("| env steps | " + " | ".join(f"{r['alg']} soups | {r['alg']} shaped" for r in results) + " |")
+    print("|---|" + "---|---|" * len(results))
     for i, steps in enumerate(results[0]["steps"]):
-        cells = " | ".join(f"{res['mean'][i]:.2f} ± {res['std'][i]:.2f}" for res in results)
+        cells = " | ".join(f"{r['mean'][i]:.2f} ± {r['std'][i]:.2f} | "
+                           f"{r['shaped_mean'][i]:.1f} ± {r['shaped_std'][i]:.1f}" for r in results)
         print(f"| {int(steps):,} | {cells} |")
     print(f"\nwrote {stem.with_suffix('.png')} and {stem.with_suffix('.csv')}")
 

@@ -196,7 +196,10 @@ class Checkpointer:
              "dtype": array.dtype.str, "crc32": _crc32(array)}
             for (path, _), array in zip(flat, host)]
         record = {"format": _FORMAT, "meta": meta, "leaves": manifest}
-        host_state = jax.tree_util.tree_unflatten(treedef, host)
+        # Orbax refuses zero-size arrays (e.g. a replay's state of width 0):
+        # they are stored as one-element placeholders and rebuilt from the manifest.
+        stored = [np.zeros((1,), array.dtype) if array.size == 0 else array for array in host]
+        host_state = jax.tree_util.tree_unflatten(treedef, stored)
         try:
             self._manager.save(
                 step,
@@ -351,8 +354,12 @@ def restore_latest(directory: Path, template: PyTree) -> tuple[PyTree, dict]:
         template_flat, treedef = jax.tree_util.tree_flatten_with_path(template)
         _check_compatible(where, manifest, template_flat)
 
+        def stored_shape(leaf) -> tuple[int, ...]:
+            shape = _leaf_shape(leaf)
+            return (1,) if 0 in shape else shape  # the placeholder of a zero-size leaf
+
         abstract = jax.tree_util.tree_unflatten(treedef, [
-            jax.ShapeDtypeStruct(_leaf_shape(leaf), _leaf_dtype(leaf)) for _, leaf in template_flat])
+            jax.ShapeDtypeStruct(stored_shape(leaf), _leaf_dtype(leaf)) for _, leaf in template_flat])
         try:
             restored = manager.restore(
                 step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract))).state
@@ -366,6 +373,8 @@ def restore_latest(directory: Path, template: PyTree) -> tuple[PyTree, dict]:
         leaves = []
         for saved, array, (_, like) in zip(manifest, restored_leaves, template_flat):
             array = np.asarray(array)
+            if 0 in saved["shape"]:
+                array = np.zeros(saved["shape"], array.dtype)
             if (array.shape != tuple(saved["shape"]) or array.dtype != np.dtype(saved["dtype"])
                     or _crc32(array) != saved["crc32"]):
                 raise CheckpointError(

@@ -86,23 +86,36 @@ class _Carry(NamedTuple):
     last_onehot: jax.Array
     alive: jax.Array
     episode_return: jax.Array
+    shaped_return: jax.Array
     won: jax.Array
     length: jax.Array
     diagnostics_sum: jax.Array
     key: jax.Array
 
 
+class RolloutTrace(NamedTuple):
+    """Everything needed to replay the episodes step by step (rendering), time-major."""
+
+    env_states: object  # [T, E, ...] env state before each step
+    final_env_state: object  # [E, ...]
+    step_keys: jax.Array  # [T, E, 2] the key each env's step was given
+    actions: jax.Array  # [T, E, n]
+    alive: jax.Array  # [T, E] the step belongs to the episode
+
+
 class RolloutResult(NamedTuple):
     episodes: Episodes | None  # [E, ...] when recorded
     stats: RolloutStats
     diagnostics_sum: jax.Array  # [3] the act function's diagnostics summed over real steps
+    trace: RolloutTrace | None = None  # with trace=True
 
 
 def rollout(env: MarlEnv, act: ActFn, hidden_dim: int, num_envs: int, key: jax.Array,
             record: bool, bootstrap_timeout: bool = False,
-            shaping_weight: jax.Array | float = 0.0) -> RolloutResult:
+            shaping_weight: jax.Array | float = 0.0, trace: bool = False) -> RolloutResult:
     """``num_envs`` episodes. Agents learn from ``reward + shaping_weight *
-    shaped_reward``; the returns in ``stats`` are of the true reward only."""
+    shaped_reward``; ``stats`` keeps the true and the (unweighted) shaped
+    returns apart."""
     spec = env.spec
     n, k, T = spec.num_agents, spec.num_actions, spec.episode_limit
     key, reset_key = jax.random.split(key)
@@ -112,7 +125,7 @@ def rollout(env: MarlEnv, act: ActFn, hidden_dim: int, num_envs: int, key: jax.A
         env_state=env_state, observation=observation,
         hidden=jnp.zeros((num_envs, n, hidden_dim), jnp.float32),
         last_onehot=jnp.zeros((num_envs, n, k), jnp.float32),
-        alive=jnp.ones((num_envs,), bool), episode_return=zeros,
+        alive=jnp.ones((num_envs,), bool), episode_return=zeros, shaped_return=zeros,
         won=jnp.zeros((num_envs,), bool), length=jnp.zeros((num_envs,), jnp.int32),
         diagnostics_sum=jnp.zeros((num_envs, 3), jnp.float32), key=key,
     )
@@ -120,8 +133,8 @@ def rollout(env: MarlEnv, act: ActFn, hidden_dim: int, num_envs: int, key: jax.A
     def step(c: _Carry, t):
         key, act_key, step_key = jax.random.split(c.key, 3)
         hidden, actions, diagnostics = act(act_key, c.hidden, c.observation, c.last_onehot)
-        env_state, observation, outcome = jax.vmap(env.step)(
-            jax.random.split(step_key, num_envs), c.env_state, actions)
+        step_keys = jax.random.split(step_key, num_envs)
+        env_state, observation, outcome = jax.vmap(env.step)(step_keys, c.env_state, actions)
         # The episode limit is enforced here too, whatever the env reports.
         truncated = (outcome.truncated | (t == T - 1)) & ~outcome.terminated
         done = outcome.terminated | truncated
@@ -139,17 +152,20 @@ def rollout(env: MarlEnv, act: ActFn, hidden_dim: int, num_envs: int, key: jax.A
             last_onehot=jax.nn.one_hot(actions, k, dtype=jnp.float32),
             alive=c.alive & ~done,
             episode_return=c.episode_return + reward,
+            shaped_return=c.shaped_return + jnp.where(c.alive, outcome.shaped_reward, 0.0),
             won=c.won | (c.alive & outcome.won),
             length=c.length + c.alive.astype(jnp.int32),
             diagnostics_sum=c.diagnostics_sum + jnp.where(c.alive[:, None], diagnostics, 0.0),
             key=key,
         )
-        return new, record_t
+        trace_t = (c.env_state, step_keys, actions, c.alive) if trace else None
+        return new, (record_t, trace_t)
 
-    final, recorded = jax.lax.scan(step, carry, jnp.arange(T))
+    final, (recorded, traced) = jax.lax.scan(step, carry, jnp.arange(T))
     stats = RolloutStats(
         episodes=jnp.asarray(num_envs, jnp.float32),
         return_sum=final.episode_return.sum(),
+        shaped_return_sum=final.shaped_return.sum(),
         win_sum=final.won.sum().astype(jnp.float32),
         length_sum=final.length.sum().astype(jnp.float32),
     )
@@ -167,4 +183,8 @@ def rollout(env: MarlEnv, act: ActFn, hidden_dim: int, num_envs: int, key: jax.A
             actions=batch_major(actions), reward=batch_major(reward),
             terminal=batch_major(terminal), filled=batch_major(filled),
         )
-    return RolloutResult(episodes=episodes, stats=stats, diagnostics_sum=final.diagnostics_sum.sum(0))
+    steps = None
+    if trace:
+        steps = RolloutTrace(traced[0], final.env_state, *traced[1:])
+    return RolloutResult(episodes=episodes, stats=stats, diagnostics_sum=final.diagnostics_sum.sum(0),
+                         trace=steps)

@@ -44,7 +44,7 @@ def metric_records(cfg: TrainConfig, spec, metrics, seconds: float, wall: float,
         for name, values in arrays.items():
             if not spec.has_win and name.endswith("win_rate"):
                 continue
-            if not spec.has_shaped_reward and name == "shaping_weight":
+            if not spec.has_shaped_reward and "shap" in name:
                 continue
             rec[name] = _json_value(values[i])
         if env_family(spec.name) == "overcooked":

@@ -254,6 +254,8 @@ def make_train(cfg: TrainConfig, env: MarlEnv | None = None) -> Trainer:
             misalignment_gap=gap(GAP_LOGITS),
             misalignment_gap_expected=gap(GAP_EXPECTED),
             shaping_weight=reward_shaping(state),
+            test_shaped_return=test.shaped_return_sum / test.episodes,
+            train_shaped_return=train.shaped_return_sum / train.episodes,
             first_nonfinite_update=totals.first_nonfinite,
         )
         return state, metrics

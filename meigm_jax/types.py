@@ -96,6 +96,7 @@ class RolloutStats(NamedTuple):
 
     episodes: jax.Array
     return_sum: jax.Array
+    shaped_return_sum: jax.Array  # the env's shaping reward, unweighted (0 where it has none)
     win_sum: jax.Array
     length_sum: jax.Array
 
@@ -133,6 +134,8 @@ class ChunkMetrics(NamedTuple):
     misalignment_gap: jax.Array
     misalignment_gap_expected: jax.Array
     shaping_weight: jax.Array  # weight of the shaped reward at the end of the chunk
+    test_shaped_return: jax.Array  # unweighted shaped return of the greedy episodes
+    train_shaped_return: jax.Array
     # Number of the chunk's first gradient update whose loss was not finite
     # (-1: none); the CLI stops the run on it.
     first_nonfinite_update: jax.Array

@@ -299,3 +299,14 @@ def test_save_killed_mid_write_leaves_a_restorable_latest(tmp_path):
     Checkpointer(directory, keep=2).close()
     assert not [p.name for p in directory.iterdir() if "tmp" in p.name]
     assert restore_latest(directory, template)[1]["step"] == last_saved
+
+
+def test_zero_size_leaves_round_trip(tmp_path):
+    # Overcooked's replay keeps a state of width 0 (derived from observations).
+    state = {"empty": jnp.zeros((3, 5, 0), jnp.float32), "full": jnp.arange(6, dtype=jnp.int32)}
+    with Checkpointer(tmp_path / "ckpt", keep=1) as ckpt:
+        ckpt.save(1, state, {"chunk": 1})
+    restored, meta = restore_latest(tmp_path / "ckpt", state)
+    assert meta == {"chunk": 1}
+    assert restored["empty"].shape == (3, 5, 0) and restored["empty"].dtype == jnp.float32
+    np.testing.assert_array_equal(np.asarray(restored["full"]), np.arange(6))

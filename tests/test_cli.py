@@ -82,3 +82,14 @@ def test_smax_cli_run_writes_checked_metrics(tmp_path):
     config = json.loads((run_dir / "config.json").read_text())
     assert config["env"]["name"] == "smax_5v5" and config["alg"]["name"] == "me_qmix"
     assert "test_return" in proc.stdout and "done in" in proc.stdout
+    # W&B is offline by default: one run per seed under the run directory.
+    assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 2
+    for rec in records:
+        assert "shaping_weight" not in rec and "soups_per_episode" not in rec
+    # Evaluation of the saved run: a win rate per seed.
+    from meigm_jax.evaluate import main as evaluate
+
+    rows = evaluate([f"run_dir={run_dir}", "episodes=4"])
+    assert [row["seed_index"] for row in rows] == [0, 1]
+    for row in rows:
+        assert 0.0 <= row["win_rate"] <= 1.0 and 1 <= row["length"] <= 100 and row["episodes"] == 4

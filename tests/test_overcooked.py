@@ -76,6 +76,8 @@ def test_shaped_reward_enters_training_reward_by_its_weight():
                                0.5 * extra, atol=1e-5)
     # Returns report the true (delivery) reward only, whatever the weight.
     assert float(shaped.stats.return_sum) == float(plain.stats.return_sum)
+    # The stats keep the unweighted shaped return apart.
+    np.testing.assert_allclose(float(shaped.stats.shaped_return_sum), extra.sum(), rtol=1e-5)
 
 
 def test_shaping_weight_anneals_from_one_to_zero():
@@ -124,7 +126,7 @@ def test_unknown_layout_lists_the_layouts_in_one_line(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("torso", ["cnn"])
-def test_short_me_qmix_run_on_cramped_room(torso, tmp_path):
+def test_short_me_qmix_run_on_cramped_room(torso, tmp_path, capsys):
     cfg = load(["+env=overcooked_cramped_room", f"agent.torso={torso}", "agent.cnn_channels=4",
                 *TINY])
     records = run(cfg, tmp_path)
@@ -135,10 +137,21 @@ def test_short_me_qmix_run_on_cramped_room(torso, tmp_path):
         assert "test_win_rate" not in rec
         for key in ("test_return", "train_return", "soups_per_episode", "train_soups_per_episode",
                     "alpha", "policy_entropy", "loss_q", "loss_opt", "q_tot", "shaping_weight",
-                    "misalignment_gap"):
+                    "misalignment_gap", "test_shaped_return", "train_shaped_return"):
             assert rec[key] is not None and math.isfinite(rec[key]), (key, rec)
         assert rec["soups_per_episode"] == rec["test_return"] / 20
         assert rec["test_length"] == 400 and rec["updates"] > 0
         assert abs(rec["misalignment_gap"]) < 1e-4  # the OPT keeps the Q_i's order
     # 3200 then 6400 env steps of a 4000-step horizon.
     assert [r["shaping_weight"] for r in records] == pytest.approx([0.2, 0.0], abs=1e-6)
+    # The final checkpoint evaluates and renders one greedy episode to a GIF.
+    from meigm_jax.evaluate import main as evaluate
+
+    gif = tmp_path / "episode.gif"
+    rows = evaluate([f"run_dir={tmp_path}", "episodes=2", "render=true", f"out={gif}"])
+    assert rows[0]["length"] == 400 and rows[0]["episodes"] == 2 and math.isfinite(rows[0]["return"])
+    assert gif.read_bytes()[:6] in (b"GIF87a", b"GIF89a")
+    from PIL import Image
+
+    assert Image.open(gif).size[0] > 100  # GIF encoding merges identical frames: count not fixed
+    assert "(401 frames" in capsys.readouterr().out

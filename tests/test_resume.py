@@ -116,3 +116,30 @@ def test_non_finite_loss_stops_naming_seed_and_update(tmp_path, capsys):
     assert len(err) == 1 and "non-finite loss in seed_index" in err[0] and "at update" in err[0], err
     update = int(err[0].split("at update ")[1].split(";")[0])
     assert update >= 1
+
+
+def test_evaluate_reloads_the_final_policy(uninterrupted, capsys):
+    from meigm_jax.evaluate import main as evaluate
+
+    rows = evaluate([f"run_dir={uninterrupted}", "episodes=3"])
+    out = capsys.readouterr().out
+    assert "checkpoint of chunk 30" in out and len(rows) == 2
+    final = _metrics(uninterrupted)[-2:]
+    for row, rec in zip(rows, final, strict=True):
+        assert row["episodes"] == 3 and row["length"] == 1.0 and row["env_steps"] == rec["env_steps"]
+        # The one-step game is deterministic under a greedy policy: the same
+        # return as the run's own last evaluation.
+        assert row["return"] == pytest.approx(rec["test_return"])
+
+
+@pytest.mark.parametrize("args,key", [(["episodes=0"], "episodes"), (["render=true"], "render"),
+                                      (["colour=red"], "colour"), ([], "run_dir")])
+def test_evaluate_bad_input_is_one_line_exit_2(args, key, uninterrupted, capsys):
+    from meigm_jax.evaluate import main as evaluate
+
+    run_arg = [] if key == "run_dir" else [f"run_dir={uninterrupted}"]
+    with pytest.raises(SystemExit) as exc:
+        evaluate(run_arg + args)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and key in err[0] and "allowed" in err[0] or "required" in err[0], err

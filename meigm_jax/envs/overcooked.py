@@ -76,3 +76,11 @@ class OvercookedEnv:
             shaped_reward=jnp.asarray(shaped, jnp.float32),
         )
         return state, self._observe(obs), outcome
+
+    def render_gif(self, states: list, step_keys, actions, path) -> int:
+        """A GIF of one episode (one frame per state) through jaxmarl's Overcooked visualiser."""
+        del step_keys, actions  # the states alone show the kitchen
+        from jaxmarl.viz.overcooked_visualizer import OvercookedVisualizer
+
+        OvercookedVisualizer().animate(states, self._env.agent_view_size, filename=str(path))
+        return len(states)

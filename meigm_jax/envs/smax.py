@@ -108,3 +108,27 @@ class SmaxEnv:
             shaped_reward=jnp.zeros(()),
         )
         return state, self._observe(obs, state), outcome
+
+    def render_gif(self, states: list, step_keys, actions, path) -> int:
+        """A GIF of one episode through jaxmarl's SMAX visualiser.
+
+        ``states[t]`` is the state before step t (plus the final one), which
+        step t took with ``step_keys[t]`` and ``actions[t]``. The visualiser
+        re-simulates SMAX's fine-grained world ticks inside each step.
+        Returns the number of frames.
+        """
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from jaxmarl.viz.visualizer import SMAXVisualizer
+        from matplotlib.animation import FuncAnimation, PillowWriter
+
+        seq = [(key, state, {a: int(act[i]) for i, a in enumerate(self._agents)})
+               for key, state, act in zip(step_keys, states, actions, strict=False)]
+        viz = SMAXVisualizer(self._env, seq)
+        viz.expand_state_seq()
+        frames = len(viz.state_seq)
+        FuncAnimation(viz.fig, viz.update, frames=frames, init_func=viz.init, blit=False).save(
+            str(path), writer=PillowWriter(fps=16))
+        matplotlib.pyplot.close(viz.fig)
+        return frames

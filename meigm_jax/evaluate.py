@@ -1,0 +1,153 @@
+"""Greedy evaluation of a saved run: ``python -m meigm_jax.evaluate run_dir=PATH [episodes=N] [render=true]``.
+
+Loads the run's config and newest checkpoint, runs ``episodes`` greedy,
+decentralised episodes per seed (all seeds in one vmapped program) and
+prints per seed and overall: win rate (envs with wins), return and episode
+length. ``render=true`` also writes a GIF of one episode of seed 0
+(``out=FILE.gif``; default ``RUN/episode.gif``) through jaxmarl's
+visualisers (SMAX, Overcooked).
+
+Other keys: ``seed=K`` (evaluation randomness; default 0).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import NamedTuple
+
+from meigm_jax.cli_config import exit_bad_input
+from meigm_jax.config import ConfigError, from_dict
+
+KEYS = ("run_dir", "episodes", "render", "out", "seed")
+
+
+class EvalArgs(NamedTuple):
+    run_dir: Path
+    episodes: int | None
+    render: bool
+    out: Path | None
+    seed: int
+
+
+def parse_args(argv: list[str]) -> EvalArgs:
+    values: dict[str, str] = {}
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if not sep or key not in KEYS:
+            raise ConfigError(f"evaluate error: unknown argument {arg!r}; allowed: "
+                              + ", ".join(f"{k}=..." for k in KEYS))
+        values[key] = value
+    if "run_dir" not in values:
+        raise ConfigError("evaluate error: run_dir=PATH is required (a directory written by meigm_jax.train)")
+    run_dir = Path(values["run_dir"])
+    if not (run_dir / "config.json").exists():
+        raise ConfigError(f"evaluate error: run_dir={run_dir} holds no run (no config.json)")
+
+    def integer(key: str, default, low: int):
+        if key not in values:
+            return default
+        try:
+            number = int(values[key])
+        except ValueError:
+            number = low - 1
+        if number < low:
+            raise ConfigError(f"evaluate error: {key}={values[key]!r} is not allowed; allowed: an integer >= {low}")
+        return number
+
+    render = values.get("render", "false").lower()
+    if render not in ("true", "false"):
+        raise ConfigError(f"evaluate error: render={values['render']!r} is not allowed; allowed: true, false")
+    out = Path(values["out"]) if "out" in values else None
+    return EvalArgs(run_dir, integer("episodes", None, 1), render == "true", out, integer("seed", 0, 0))
+
+
+def evaluate_run(args: EvalArgs) -> list[dict]:
+    """Per-seed greedy results of the run's newest checkpoint."""
+    import jax
+    import numpy as np
+
+    from meigm_jax.checkpoint import CheckpointError, restore_latest
+    from meigm_jax.trainer import make_train, seed_keys
+
+    cfg = from_dict(json.loads((args.run_dir / "config.json").read_text()))
+    if args.episodes is not None:
+        cfg = dataclasses.replace(cfg, test_episodes=args.episodes)
+    trainer = make_train(cfg)
+    if args.render and not hasattr(trainer.env, "render_gif"):
+        raise ConfigError(f"evaluate error: render=true is not available for {cfg.env.name}; "
+                          "allowed: smax_* and overcooked_* runs")
+    template = jax.eval_shape(jax.vmap(trainer.init), seed_keys(cfg))
+    try:
+        state, meta = restore_latest(args.run_dir / "checkpoints", template)
+    except CheckpointError as exc:
+        raise ConfigError(f"evaluate error: {exc}") from exc
+    base = jax.random.PRNGKey(args.seed)
+    keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(np.arange(cfg.num_seeds))
+    result = jax.jit(jax.vmap(trainer.evaluate))(state.params, keys)
+    stats = jax.tree.map(np.asarray, result.stats)
+    rows = []
+    for i in range(cfg.num_seeds):
+        row = {"seed_index": i, "env_steps": int(np.asarray(state.counters.env_steps)[i]),
+               "episodes": int(stats.episodes[i]),
+               "return": float(stats.return_sum[i] / stats.episodes[i]),
+               "length": float(stats.length_sum[i] / stats.episodes[i])}
+        if trainer.spec.has_win:
+            row["win_rate"] = float(stats.win_sum[i] / stats.episodes[i])
+        rows.append(row)
+    _print_table(cfg, trainer.spec.has_win, rows, meta)
+    if args.render:
+        path = args.out or args.run_dir / "episode.gif"
+        frames = render_episode(trainer, jax.tree.map(lambda x: x[0], state.params), base, path)
+        print(f"wrote {path} ({frames} frames, one greedy episode of seed 0)")
+    return rows
+
+
+def render_episode(trainer, params, key, path: Path) -> int:
+    """One greedy episode of one env, replayed through the env's visualiser into a GIF."""
+    import jax
+    import numpy as np
+
+    from meigm_jax.rollout import make_act, rollout
+
+    act = make_act(trainer.nets, params, "greedy")
+    hidden_dim = trainer.config.hidden_dim
+    trace = jax.jit(lambda k: rollout(trainer.env, act, hidden_dim, 1, k, record=False,
+                                      trace=True).trace)(key)
+    first_env = lambda x: np.asarray(x)[:, 0]
+    length = int(first_env(trace.alive).sum())
+    states = [jax.tree.map(lambda x, t=t: x[t, 0], trace.env_states) for t in range(length)]
+    states.append(jax.tree.map(lambda x: x[0], trace.final_env_state))
+    return trainer.env.render_gif(states, first_env(trace.step_keys)[:length],
+                                  first_env(trace.actions)[:length], Path(path))
+
+
+def _print_table(cfg, has_win: bool, rows: list[dict], meta: dict) -> None:
+    import numpy as np
+
+    print(f"{cfg.alg.name} on {cfg.env.name}: checkpoint of chunk {meta.get('chunk')}, "
+          f"{rows[0]['episodes']} greedy episode(s) per seed")
+    header = f"{'seed':>5} {'env_steps':>10} {'return':>10} {'length':>8}"
+    print(header + (f" {'win_rate':>9}" if has_win else ""))
+    for row in rows:
+        line = f"{row['seed_index']:>5} {row['env_steps']:>10,} {row['return']:>10.3f} {row['length']:>8.1f}"
+        print(line + (f" {row['win_rate']:>9.3f}" if has_win else ""))
+    ret = np.array([r["return"] for r in rows])
+    line = f"{'all':>5} {'':>10} {ret.mean():>10.3f} {np.mean([r['length'] for r in rows]):>8.1f}"
+    if has_win:
+        line += f" {np.mean([r['win_rate'] for r in rows]):>9.3f}"
+    print(line + f"   (return ± {ret.std():.3f} over {len(rows)} seed(s))")
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    try:
+        args = parse_args(list(sys.argv[1:] if argv is None else argv))
+        return evaluate_run(args)
+    except ConfigError as exc:
+        exit_bad_input(str(exc))
+
+
+if __name__ == "__main__":
+    main()

@@ -29,6 +29,7 @@ OPT_KINDS = ("opt", "none", "mlp")
 OPT_LAYERS = (1, 2)
 TORSOS = ("mlp", "cnn")
 WANDB_MODES = ("offline", "online", "disabled")
+REPLAY_FLOAT_DTYPES = ("float32", "float16", "bfloat16")
 
 # Named algorithms: (mixer, policy head, opt kind). Baselines have no OPT.
 ALG_PRESETS: dict[str, tuple[str, str, str]] = {
@@ -153,6 +154,10 @@ class TrainConfig:
     gamma: float = 0.99
     batch_size: int = 128  # episodes per gradient step
     buffer_size: int = 5000  # episodes
+    # Storage dtype of float observations and states in the replay (the
+    # networks compute in float32): float16 halves the replay (smax_5v5,
+    # 5000 episodes: 0.78 GiB per seed instead of 1.5 GiB).
+    replay_float_dtype: str = "float16"
     target_update_interval: int = 200  # episodes between hard target copies
     target_tau: float = 0.0  # > 0: Polyak averaging every gradient step instead
 
@@ -268,6 +273,8 @@ def _check_range(cfg: TrainConfig) -> None:
     if cfg.alg.policy != "soft":
         need(cfg.opt.kind == "none", "opt.kind", cfg.opt.kind,
              f"none (alg {cfg.alg.name} is epsilon-greedy and has no policy head)")
+    need(cfg.replay_float_dtype in REPLAY_FLOAT_DTYPES, "replay_float_dtype", cfg.replay_float_dtype,
+         ", ".join(REPLAY_FLOAT_DTYPES))
     need(cfg.agent.torso in TORSOS, "agent.torso", cfg.agent.torso, ", ".join(TORSOS))
     need(cfg.agent.cnn_channels > 0, "agent.cnn_channels", cfg.agent.cnn_channels, "an integer > 0")
     need(cfg.wandb.mode in WANDB_MODES, "wandb.mode", cfg.wandb.mode, ", ".join(WANDB_MODES))

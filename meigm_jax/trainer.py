@@ -64,12 +64,19 @@ class _ChunkTotals(NamedTuple):
     first_nonfinite: jax.Array  # [] int32 number of the first update with a non-finite loss, -1: none
 
 
-def empty_episode(spec: EnvSpec) -> Episodes:
-    """One zero episode: the replay's item shape and dtypes."""
+def empty_episode(spec: EnvSpec, float_dtype: str = "float32") -> Episodes:
+    """One zero episode: the replay's item shape and dtypes.
+
+    Integer observations (Overcooked's uint8 grids) keep their dtype; float
+    observations and states are stored as ``float_dtype`` (the networks
+    compute in float32 whatever is stored).
+    """
     n, k, T = spec.num_agents, spec.num_actions, spec.episode_limit
+    stored = jnp.dtype(float_dtype)
+    obs_dtype = spec.obs_dtype if jnp.issubdtype(spec.obs_dtype, jnp.integer) else stored
     return Episodes(
-        obs=jnp.zeros((T + 1, n) + tuple(spec.obs_shape), spec.obs_dtype),
-        state=jnp.zeros((T + 1, spec.stored_state_dim), jnp.float32),
+        obs=jnp.zeros((T + 1, n) + tuple(spec.obs_shape), obs_dtype),
+        state=jnp.zeros((T + 1, spec.stored_state_dim), stored),
         avail=jnp.zeros((T + 1, n, k), bool),
         actions=jnp.zeros((T, n), jnp.uint8),
         reward=jnp.zeros((T,), jnp.float32),
@@ -79,7 +86,7 @@ def empty_episode(spec: EnvSpec) -> Episodes:
 
 
 def replay_bytes_per_seed(cfg: TrainConfig, spec: EnvSpec) -> int:
-    item = jax.eval_shape(lambda: empty_episode(spec))
+    item = jax.eval_shape(lambda: empty_episode(spec, cfg.replay_float_dtype))
     return cfg.buffer_size * sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(item))
 
 
@@ -137,7 +144,7 @@ def make_train(cfg: TrainConfig, env: MarlEnv | None = None) -> Trainer:
             params=params,
             target=TargetParams(agent=params.agent, mixer=params.mixer),
             opt_states=init_optimiser_states(opts, params),
-            replay=replay.init(empty_episode(spec), cfg.buffer_size),
+            replay=replay.init(empty_episode(spec, cfg.replay_float_dtype), cfg.buffer_size),
             counters=Counters(*([jnp.zeros((), jnp.int32)] * len(Counters._fields))),
             key=key,
         )

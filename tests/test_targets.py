@@ -133,3 +133,32 @@ def test_padded_steps_change_no_loss_and_no_gradient(alg):
     for a, b in zip(jax.tree.leaves(grads_a), jax.tree.leaves(grads_b)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-7)
     assert any(np.any(np.asarray(g) != 0) for g in jax.tree.leaves(grads_a))
+
+
+def test_half_precision_replay_storage_keeps_the_loss():
+    """The replay may store float observations and states as float16: the
+    networks read them in float32 and the loss barely moves."""
+    cfg, nets, params, target = _setup("me_qmix")
+    episodes, _ = random_episodes(8, 10)
+    stored = episodes._replace(obs=episodes.obs.astype(jnp.float16),
+                               state=episodes.state.astype(jnp.float16))
+    loss_fn = jax.jit(make_loss(cfg, nets, SPEC))
+    full, _ = loss_fn(params, target, episodes, jax.random.PRNGKey(3))
+    half, _ = loss_fn(params, target, stored, jax.random.PRNGKey(3))
+    assert np.isfinite(float(half))
+    np.testing.assert_allclose(float(half), float(full), rtol=1e-2)
+
+
+def test_replay_item_dtypes_and_smax_replay_under_1_gib():
+    from meigm_jax.cli_config import load
+    from meigm_jax.trainer import empty_episode, make_train, replay_bytes_per_seed
+
+    item = empty_episode(SPEC, "float16")
+    assert item.obs.dtype == jnp.float16 and item.state.dtype == jnp.float16
+    assert item.actions.dtype == jnp.uint8 and item.avail.dtype == jnp.bool_
+    grid = SPEC._replace(obs_shape=(3, 4, 26), obs_dtype=jnp.uint8, state_from_obs=True)
+    item = empty_episode(grid, "float16")
+    assert item.obs.dtype == jnp.uint8 and item.state.shape == (SPEC.episode_limit + 1, 0)
+    cfg = load(["+env=smax_5v5"])  # the paper's 5000 episodes
+    assert cfg.buffer_size == 5000
+    assert replay_bytes_per_seed(cfg, make_train(cfg).spec) <= 2**30

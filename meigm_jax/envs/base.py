@@ -49,7 +49,7 @@ def global_state(obs: jax.Array, state: jax.Array) -> jax.Array:
     when it has width 0, the observations [..., n, *obs_shape] of all agents
     flattened together (float32)."""
     if state.shape[-1] > 0:
-        return state
+        return state.astype(jnp.float32)  # the replay may store it at half precision
     lead = state.shape[:-1]
     return obs.reshape(lead + (-1,)).astype(jnp.float32)
 

@@ -308,7 +308,7 @@ class _Loop:
         self.params = init_params(nets, cfg, spec, init_key)
         self.target = TargetParams(self.params.agent, self.params.mixer)
         self.opt_states = init_optimiser_states(opts, self.params)
-        self.buffer = replay.init(empty_episode(spec), cfg.buffer_size)
+        self.buffer = replay.init(empty_episode(spec, cfg.replay_float_dtype), cfg.buffer_size)
         self.env_steps = self.episodes = self.updates = self.last_copy = 0
         self.dropped = 0
         mode = "soft" if cfg.is_soft else "epsilon_greedy"

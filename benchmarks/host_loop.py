@@ -27,6 +27,7 @@ from meigm_jax.learner import build_networks, init_params
 from meigm_jax.rollout import make_act, rollout
 from meigm_jax.sc2.host_loop import HostRollout
 from meigm_jax.sc2.workers import WorkerPool
+from tables import print_table
 
 ADAPTER = "meigm_jax.sc2.smax_adapter:SmaxSC2Env"
 
@@ -68,10 +69,9 @@ def main() -> None:
     print(f"SMAX {args.scenario} (HeuristicEnemySMAX), ME-QMIX soft acting only (no learning); "
           f"{args.rollouts} rollouts of one episode per env; {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPU cores, jax {jax.__version__} {jax.devices()[0].platform}")
-    print(f"| {'workers / envs':>14} | {'host loop steps/s':>17} | {'JAX vmapped steps/s':>19} | {'JAX / host':>10} |")
-    print(f"|{'-' * 16}|{'-' * 19}|{'-' * 21}|{'-' * 12}|")
-    for W, host_sps, jax_sps in rows:
-        print(f"| {W:>14} | {host_sps:>17,.0f} | {jax_sps:>19,.0f} | {jax_sps / host_sps:>9.1f}x |")
+    print_table(["workers / envs", "host loop steps/s", "JAX vmapped steps/s", "JAX / host"],
+                [[W, f"{host_sps:,.0f}", f"{jax_sps:,.0f}", f"{jax_sps / host_sps:.1f}x"]
+                 for W, host_sps, jax_sps in rows])
 
 
 if __name__ == "__main__":

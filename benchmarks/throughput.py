@@ -24,6 +24,7 @@ from meigm_jax.cli_config import load
 from meigm_jax.rollout import make_act, rollout
 from meigm_jax.program import compile_program
 from meigm_jax.trainer import make_train, replay_bytes_per_seed
+from tables import print_table
 
 
 def _timed(fn, *args, repeats: int):
@@ -103,10 +104,8 @@ def main() -> None:
     print(f"\n{args.env}, num_envs={E}, episode limit {T}; {device.platform} ({device.device_kind}), "
           f"{platform.processor() or platform.machine()}, jax {jax.__version__}")
     print(f"training row: {steps:,} env steps, {updates} updates in {seconds:.1f}s\n")
-    print(f"| {'what':<32} | {'throughput':<36} | {'compile s':>9} |")
-    print(f"|{'-' * 34}|{'-' * 38}|{'-' * 11}|")
-    for what, value, comp in rows:
-        print(f"| {what:<32} | {value:<36} | {comp:>9.1f} |")
+    print_table(["what", "throughput", "compile s"],
+                [[what, value, f"{comp:.1f}"] for what, value, comp in rows])
 
 
 if __name__ == "__main__":

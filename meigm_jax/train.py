@@ -304,6 +304,12 @@ def main(argv: list[str] | None = None) -> None:
             cfg = load(overrides)
         except ConfigError as exc:
             exit_bad_input(str(exc))
+        if cfg.env.name.startswith("smacv2_"):
+            from meigm_jax.sc2.host_loop import missing_install
+
+            message = missing_install()  # before Hydra creates the run directory
+            if message:
+                exit_bad_input(message)
         if cfg.resume:
             # Hydra would rewrite .hydra/ and main.log in the run before the
             # resume is checked; a resume that fails must leave the run as it was.

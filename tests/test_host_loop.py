@@ -186,4 +186,4 @@ def test_missing_install_is_one_line_exit_2(tmp_path):
     assert len(lines) == 1, proc.stderr
     assert "smacv2" in lines[0] and "pip install -e .[sc2]" in lines[0] and "SC2PATH" in lines[0]
     assert "StarCraft II 4.10" in lines[0]
-    assert not (tmp_path / "run" / "metrics.jsonl").exists()
+    assert not (tmp_path / "run").exists()  # stopped before Hydra made the run directory

@@ -1,0 +1,79 @@
+"""How end-to-end training throughput scales with num_envs and num_seeds, and compile time.
+
+    python benchmarks/scaling.py [--env smax_5v5] [--envs 16 32 64 128 256 512] [--seeds 1 2 4 8]
+
+Each row compiles the training chunk (rollouts + replay + gradient steps +
+greedy evaluation, all seeds vmapped) and times one chunk of about
+``--steps-per-env`` episodes per env after compiling. The paper's replay
+ratio is kept (num_envs / batch_size_run gradient steps per rollout); the
+batch is smaller than the paper's 128 episodes (``--batch-size``) so that the
+large-num_envs rows finish on a CPU. Env steps/s counts real env steps of all
+seeds together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+import jax
+import numpy as np
+from tables import print_table
+
+from meigm_jax.cli_config import load
+from meigm_jax.program import compile_program, to_host
+from meigm_jax.trainer import make_train
+
+
+def measure(env: str, num_envs: int, num_seeds: int, batch_size: int, episodes_per_env: int) -> dict:
+    steps = num_envs * episodes_per_env * 100  # SMAX episodes last at most 100 steps
+    cfg = load([f"+env={env}", f"num_envs={num_envs}", f"num_seeds={num_seeds}",
+                f"batch_size={batch_size}", f"buffer_size={max(4 * num_envs, 2 * batch_size)}",
+                f"total_timesteps={2 * steps}", f"test_interval={steps}", "test_episodes=8",
+                "wandb.mode=disabled"])
+    trainer = make_train(cfg)
+    start = time.perf_counter()
+    program = compile_program(trainer)
+    compile_s = time.perf_counter() - start
+    # The first chunk fills the replay; the second is the steady state timed.
+    state, _ = program.chunk(program.state, np.int32(0))
+    first = to_host(state.counters)
+    start = time.perf_counter()
+    state, metrics = program.chunk(state, np.int32(1))
+    metrics = to_host(metrics)
+    seconds = time.perf_counter() - start
+    env_steps = int(np.sum(metrics.env_steps - first.env_steps))
+    updates = int(np.sum(metrics.updates - first.updates))
+    return dict(num_envs=num_envs, num_seeds=num_seeds, compile_s=compile_s, seconds=seconds,
+                sps=env_steps / seconds, ups=updates / seconds)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--env", default="smax_5v5")
+    parser.add_argument("--envs", type=int, nargs="+", default=[16, 32, 64, 128, 256, 512])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument("--seeds-num-envs", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--steps-per-env", type=int, default=4, help="episodes per env per timed chunk")
+    args = parser.parse_args()
+
+    device = jax.devices()[0]
+    print(f"{args.env}, batch {args.batch_size}; {device.platform} ({device.device_kind}), "
+          f"{platform.machine()}, {len(jax.devices())} device(s), jax {jax.__version__}\n")
+    rows = [measure(args.env, e, 1, args.batch_size, args.steps_per_env) for e in args.envs]
+    print("env steps/s against num_envs (1 seed):\n")
+    print_table(["num_envs", "env steps/s", "updates/s", "compile s"],
+                [[r["num_envs"], f"{r['sps']:,.0f}", f"{r['ups']:.1f}", f"{r['compile_s']:.1f}"]
+                 for r in rows])
+    rows = [measure(args.env, args.seeds_num_envs, s, args.batch_size, args.steps_per_env)
+            for s in args.seeds]
+    print(f"\nenv steps/s against num_seeds (num_envs {args.seeds_num_envs} per seed; all seeds together):\n")
+    print_table(["num_seeds", "env steps/s", "updates/s", "compile s"],
+                [[r["num_seeds"], f"{r['sps']:,.0f}", f"{r['ups']:.1f}", f"{r['compile_s']:.1f}"]
+                 for r in rows])
+
+
+if __name__ == "__main__":
+    main()

@@ -20,6 +20,7 @@ alone can return before wandb-core has written the run's files to disk.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from collections.abc import Iterable
@@ -70,6 +71,12 @@ def _name_part(config: dict, key: str, default: str) -> str:
     return str(name) if name else default
 
 
+def run_id(run_dir: Path, seed_index: int) -> str:
+    """W&B run id of one seed of the training run in ``run_dir``."""
+    digest = hashlib.sha1(str(Path(run_dir).resolve()).encode()).hexdigest()[:12]
+    return f"{digest}-s{seed_index}"
+
+
 class WandbLogger:
     """One W&B run per seed; ``log`` takes the records of one evaluation."""
 
@@ -100,11 +107,13 @@ class WandbLogger:
         try:
             for i in range(self.num_seeds):
                 run_config = {**config, "seed_index": i, "run_dir": str(self.run_dir)}
+                # A stable id per (run directory, seed): a resumed training
+                # run continues the same W&B runs instead of starting new ones.
                 run = wandb.init(
                     mode=mode, project=project, entity=entity, group=self.group,
                     job_type="train", tags=list(tags), name=f"{alg}-{env}-seed{base_seed + i}",
                     config=run_config, dir=str(self.run_dir), reinit="create_new",
-                    settings=settings)
+                    id=run_id(self.run_dir, i), resume="allow", settings=settings)
                 self.runs.append(run)
                 run.define_metric("env_steps")
                 run.define_metric("*", step_metric="env_steps")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from meigm_jax.wandb_log import WandbError, WandbLogger, default_group, metrics_to_log
+from meigm_jax.wandb_log import WandbError, WandbLogger, default_group, metrics_to_log, run_id
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -135,6 +135,8 @@ def test_offline_one_run_per_seed_with_config_and_history(tmp_path):
         assert run.run_group == expected_group
         assert run.project == "meigm_jax"
         assert list(run.tags) == ["test", "smax"]
+        # A stable id per (run dir, seed): a resumed run continues the same W&B run.
+        assert run.run_id == run_id(run_dir, i) and run_id(run_dir, i) != run_id(run_dir, 1 - i)
 
         history = got["history"]
         assert len(history) == 3

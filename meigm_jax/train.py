@@ -146,6 +146,8 @@ def run(cfg: TrainConfig, run_dir: Path) -> list[dict]:
         elif metrics_path.exists() or ckpt_dir.exists():
             raise ConfigError(f"config error: {run_dir} already holds a run; resume=true continues it, "
                               "or choose another hydra.run.dir")
+        if cfg.wandb.mode == "online" and main_process:
+            _check_wandb_login()  # before compiling, not after
     except ConfigError as exc:
         exit_bad_input(str(exc))
 
@@ -231,6 +233,17 @@ def _null_sink():
     import io
 
     return contextlib.nullcontext(io.StringIO())
+
+
+def _check_wandb_login() -> None:
+    import wandb
+
+    from meigm_jax.wandb_log import WandbError, WandbLogger
+
+    try:
+        WandbLogger.check_online(wandb)
+    except WandbError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 def _wandb_logger(cfg: TrainConfig, run_dir: Path):

@@ -95,7 +95,7 @@ class WandbLogger:
         import wandb  # only when logging
 
         if mode == "online":
-            self._check_online(wandb)
+            self.check_online(wandb)
         self.group = group or default_group(self.run_dir)
         base_seed = int(config.get("seed", 0) or 0)
         alg = _name_part(config, "alg", "alg")
@@ -123,7 +123,7 @@ class WandbLogger:
                              "WANDB_API_KEY / network, or use wandb.mode=offline") from exc
 
     @staticmethod
-    def _check_online(wandb) -> None:
+    def check_online(wandb) -> None:
         env_mode = os.environ.get("WANDB_MODE", "").strip().lower()
         if env_mode in ("offline", "dryrun", "disabled"):
             raise WandbError(f"wandb.mode=online but the environment sets WANDB_MODE={env_mode}; "

@@ -93,3 +93,32 @@ def test_smax_cli_run_writes_checked_metrics(tmp_path):
     assert [row["seed_index"] for row in rows] == [0, 1]
     for row in rows:
         assert 0.0 <= row["win_rate"] <= 1.0 and 1 <= row["length"] <= 100 and row["episodes"] == 4
+
+
+def test_hydra_multirun_runs_each_alg(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = subprocess.run([sys.executable, "-m", "meigm_jax.train", "-m", "alg=me_qmix,qmix",
+                           "+env=matrix_game", "num_seeds=2", "total_timesteps=400",
+                           "test_interval=200", "wandb.mode=disabled", f"hydra.sweep.dir={sweep}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    algs = {}
+    for job in sorted(p for p in sweep.iterdir() if p.is_dir()):
+        config = json.loads((job / "config.json").read_text())
+        records = [json.loads(line) for line in (job / "metrics.jsonl").read_text().splitlines()]
+        assert len(records) == 2 * 2 and all(math.isfinite(r["test_return"]) for r in records)
+        algs[config["alg"]["name"]] = config["alg"]["policy"]
+    assert algs == {"me_qmix": "soft", "qmix": "epsilon_greedy"}
+
+
+def test_wandb_online_without_login_is_one_line_exit_2(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env.update(WANDB_CONFIG_DIR=str(tmp_path / "cfg"), NETRC=str(tmp_path / "netrc"),
+               HOME=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-m", "meigm_jax.train", "wandb.mode=online",
+                           f"hydra.run.dir={tmp_path / 'run'}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300, env=env, check=False)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = [line for line in proc.stderr.strip().splitlines() if "arn" not in line]
+    assert len(lines) == 1 and "wandb.mode=offline" in lines[0], proc.stderr
+    assert not (tmp_path / "run" / "config.json").exists()  # stopped before compiling or writing

@@ -45,14 +45,17 @@ def over_seeds(fn: Callable, mesh: Mesh, in_specs, out_specs, in_axes=0) -> Call
                          out_specs=out_specs, check_vma=False)
 
 
-def compile_program(trainer: Trainer, devices: list | None = None) -> SeedProgram:
+def compile_program(trainer: Trainer, devices: list | None = None,
+                    keys: jax.Array | None = None) -> SeedProgram:
     """Initial state of all seeds and the compiled chunk step.
 
-    The state is donated to each chunk, so the replay is updated in place.
+    ``keys`` (default ``seed_keys(config)``) are the seeds' keys, one row per
+    seed. The state is donated to each chunk, so the replay is updated in place.
     """
     cfg = trainer.config
-    mesh = seed_mesh(cfg.num_seeds, devices)
-    keys = jax.device_put(seed_keys(cfg), NamedSharding(mesh, P(SEED_AXIS)))
+    keys = seed_keys(cfg) if keys is None else keys
+    mesh = seed_mesh(keys.shape[0], devices)
+    keys = jax.device_put(keys, NamedSharding(mesh, P(SEED_AXIS)))
     init = jax.jit(over_seeds(trainer.init, mesh, P(SEED_AXIS), P(SEED_AXIS)))
     state = init(keys)
     chunk = jax.jit(

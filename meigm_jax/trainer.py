@@ -120,6 +120,13 @@ def check_fits(cfg: TrainConfig, spec: EnvSpec, devices: list[jax.Device]) -> No
             f"(at most 75% for the replay); lower buffer_size or num_seeds, or add devices")
 
 
+def updates_due(episodes_before, episodes_after, batch_size_run: int):
+    """Gradient steps owed for the episodes just collected: one per
+    ``batch_size_run`` episodes (the paper's replay ratio), carried across
+    rollouts; the callers take none until the replay holds a full batch."""
+    return episodes_after // batch_size_run - episodes_before // batch_size_run
+
+
 def shaping_weight(env_steps: jax.Array, horizon: int) -> jax.Array:
     """Weight of the shaped reward: 1 at step 0, linearly down to 0 at ``horizon`` (0: none)."""
     if horizon <= 0:
@@ -184,9 +191,7 @@ def make_train(cfg: TrainConfig, env: MarlEnv | None = None) -> Trainer:
         buffer = replay.add(state.replay, result.episodes)
         c = state.counters
         episodes = c.episodes + cfg.num_envs
-        # num_envs / batch_size_run gradient steps per rollout on average
-        # (the paper's replay ratio), once the replay holds a full batch.
-        n_updates = episodes // cfg.batch_size_run - c.episodes // cfg.batch_size_run
+        n_updates = updates_due(c.episodes, episodes, cfg.batch_size_run)
         n_updates = jnp.where(replay.can_sample(buffer, cfg.batch_size), n_updates, 0)
         state = state._replace(replay=buffer)
         params, target, opt_states, loss_sums, first_bad = learn(state, n_updates, learn_key,

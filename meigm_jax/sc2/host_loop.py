@@ -330,9 +330,11 @@ class _Loop:
         self.jnp = jnp
 
     def epsilon(self) -> float:
+        from meigm_jax.policy import epsilon_schedule
+
         c = self.cfg
-        frac = min(max(self.env_steps / c.epsilon_anneal_steps, 0.0), 1.0)
-        return c.epsilon_start + frac * (c.epsilon_finish - c.epsilon_start)
+        return float(epsilon_schedule(np.asarray(self.env_steps), c.epsilon_start, c.epsilon_finish,
+                                      c.epsilon_anneal_steps))
 
     def _split(self):
         import jax
@@ -343,6 +345,7 @@ class _Loop:
     def train_rollout(self, totals: dict) -> None:
         import jax
 
+        from meigm_jax.trainer import updates_due
         from meigm_jax.types import TargetParams
 
         cfg = self.cfg
@@ -359,7 +362,7 @@ class _Loop:
             return
         self.buffer = self.add(self.buffer, batch.episodes, self.jnp.asarray(batch.count, self.jnp.int32))
         before, self.episodes = self.episodes, self.episodes + batch.count
-        n_updates = self.episodes // cfg.batch_size_run - before // cfg.batch_size_run
+        n_updates = updates_due(before, self.episodes, cfg.batch_size_run)
         if int(self.buffer.size) < cfg.batch_size:
             n_updates = 0
         for _ in range(n_updates):

@@ -130,6 +130,12 @@ def rollout(env: MarlEnv, act: ActFn, hidden_dim: int, num_envs: int, key: jax.A
         diagnostics_sum=jnp.zeros((num_envs, 3), jnp.float32), key=key,
     )
 
+    def as_stored(observation: Observation) -> Observation:
+        """What the replay keeps: no state where the learner derives it from obs."""
+        if spec.state_from_obs:
+            return observation._replace(state=jnp.zeros((num_envs, 0), jnp.float32))
+        return observation
+
     def step(c: _Carry, t):
         key, act_key, step_key = jax.random.split(c.key, 3)
         hidden, actions, diagnostics = act(act_key, c.hidden, c.observation, c.last_onehot)
@@ -143,10 +149,8 @@ def rollout(env: MarlEnv, act: ActFn, hidden_dim: int, num_envs: int, key: jax.A
         record_t = None
         if record:
             learned = reward + jnp.where(c.alive, shaping_weight * outcome.shaped_reward, 0.0)
-            seen = c.observation
-            if spec.state_from_obs:  # derived again from obs when learning
-                seen = seen._replace(state=jnp.zeros((num_envs, 0), jnp.float32))
-            record_t = (seen, actions.astype(jnp.uint8), learned, c.alive & terminal, c.alive)
+            record_t = (as_stored(c.observation), actions.astype(jnp.uint8), learned,
+                        c.alive & terminal, c.alive)
         new = _Carry(
             env_state=env_state, observation=observation, hidden=hidden,
             last_onehot=jax.nn.one_hot(actions, k, dtype=jnp.float32),
@@ -173,10 +177,8 @@ def rollout(env: MarlEnv, act: ActFn, hidden_dim: int, num_envs: int, key: jax.A
     if record:
         seen, actions, reward, terminal, filled = recorded
         # Append the observation after the last step: [T+1, E, ...].
-        last = final.observation
-        if spec.state_from_obs:
-            last = last._replace(state=jnp.zeros((num_envs, 0), jnp.float32))
-        seen = jax.tree.map(lambda xs, x: jnp.concatenate([xs, x[None]], 0), seen, last)
+        seen = jax.tree.map(lambda xs, x: jnp.concatenate([xs, x[None]], 0), seen,
+                            as_stored(final.observation))
         batch_major = lambda x: jnp.swapaxes(x, 0, 1)
         episodes = Episodes(
             obs=batch_major(seen.obs), state=batch_major(seen.state), avail=batch_major(seen.avail),

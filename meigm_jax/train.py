@@ -25,7 +25,8 @@ from meigm_jax.cli_config import (
 from meigm_jax.config import ConfigError, TrainConfig, env_family, to_dict
 
 
-def _json_value(x):
+def json_value(x):
+    """A metric as JSON: numpy scalars as Python numbers, non-finite floats as null."""
     x = x.item() if hasattr(x, "item") else x
     if isinstance(x, float) and not math.isfinite(x):
         return None  # e.g. a loss in a chunk without gradient steps
@@ -46,7 +47,7 @@ def metric_records(cfg: TrainConfig, spec, metrics, seconds: float, wall: float,
                 continue
             if not spec.has_shaped_reward and "shap" in name:
                 continue
-            rec[name] = _json_value(values[i])
+            rec[name] = json_value(values[i])
         if env_family(spec.name) == "overcooked":
             from meigm_jax.envs.overcooked import SOUP_REWARD
 

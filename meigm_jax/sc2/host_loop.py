@@ -38,6 +38,7 @@ from meigm_jax.cli_config import exit_bad_input
 from meigm_jax.config import ConfigError, TrainConfig, to_dict
 from meigm_jax.sc2 import scenarios
 from meigm_jax.sc2.workers import STARTUP_TIMEOUT_S, WorkerFailed, WorkerPool
+from meigm_jax.train import json_value
 
 SMACV2_FACTORY = "smacv2.env:StarCraftCapabilityEnvWrapper"
 INSTALL_HINT = ("pip install -e .[sc2] (pysc2 and smacv2 from github.com/oxwhirl/smacv2), "
@@ -210,11 +211,6 @@ def spec_from_info(name: str, info: Mapping[str, int]):
 
 class _Interrupted(Exception):
     pass
-
-
-def _json(x):
-    x = float(x) if isinstance(x, (np.floating, float)) else x
-    return None if isinstance(x, float) and not math.isfinite(x) else x
 
 
 def train(cfg: TrainConfig, run_dir: Path, factory: str, worker_kwargs: Callable[[int], Mapping[str, Any]],
@@ -450,7 +446,7 @@ class _Loop:
                     "worker_restarts": self.pool.restarts,
                     "episodes_dropped": self.dropped,
                 }
-                rec = {k: _json(v) for k, v in rec.items()}
+                rec = {k: json_value(v) for k, v in rec.items()}
                 sink.write(json.dumps(rec) + "\n")
                 sink.flush()
                 records.append(rec)

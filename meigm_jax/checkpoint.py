@@ -100,8 +100,11 @@ def _reason(exc: BaseException) -> str:
     return _one_line(f"{type(exc).__name__}: {first}" if first else type(exc).__name__)
 
 
-def _handlers() -> dict[str, ocp.CheckpointHandler]:
-    return {"state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()}
+def _handlers(partial: bool = False) -> dict[str, ocp.CheckpointHandler]:
+    # Reading only some fields of the state needs the PyTree handler's partial
+    # restore; it reads what the Standard handler wrote.
+    state = ocp.PyTreeCheckpointHandler() if partial else ocp.StandardCheckpointHandler()
+    return {"state": state, "meta": ocp.JsonCheckpointHandler()}
 
 
 def _leaf_dtype(leaf) -> np.dtype:
@@ -312,7 +315,8 @@ def _place(array: np.ndarray, like):
     return jax.device_put(array)
 
 
-def restore_latest(directory: Path, template: PyTree) -> tuple[PyTree, dict]:
+def restore_latest(directory: Path, template: PyTree,
+                   fields: tuple[str, ...] | None = None) -> tuple[PyTree, dict]:
     """The newest checkpoint in ``directory``, restored into ``template``'s structure.
 
     ``template`` has the saved state's structure, shapes and dtypes (a real
@@ -321,6 +325,11 @@ def restore_latest(directory: Path, template: PyTree) -> tuple[PyTree, dict]:
     meta dict given to ``save``. Reads only; raises a one-line
     :class:`CheckpointError` when there is no checkpoint, when it does not fit
     the template, or when it is corrupt.
+
+    ``fields`` (for a NamedTuple state) reads only those top-level fields from
+    disk, e.g. ``("params", "counters")`` for evaluation, without the replay;
+    the other fields come back as None. The whole manifest is still checked
+    against the template, and the fields read against their checksums.
     """
     _quiet_orbax()
     directory = Path(directory).absolute()
@@ -334,7 +343,7 @@ def restore_latest(directory: Path, template: PyTree) -> tuple[PyTree, dict]:
                 options=ocp.CheckpointManagerOptions(
                     read_only=True, create=False, save_root_metadata=False,
                     lightweight_initialize=True, enable_async_checkpointing=False),
-                item_handlers=_handlers(),
+                item_handlers=_handlers(partial=fields is not None),
             )
             step = manager.latest_step()
         except Exception as exc:
@@ -360,18 +369,33 @@ def restore_latest(directory: Path, template: PyTree) -> tuple[PyTree, dict]:
 
         abstract = jax.tree_util.tree_unflatten(treedef, [
             jax.ShapeDtypeStruct(stored_shape(leaf), _leaf_dtype(leaf)) for _, leaf in template_flat])
+        if fields is None:
+            wanted, request = template, ocp.args.StandardRestore(abstract)
+        else:
+            unknown = [f for f in fields if f not in getattr(template, "_fields", ())]
+            if unknown:
+                raise CheckpointError(f"cannot restore fields {unknown}: the state's fields are "
+                                      f"{list(getattr(template, '_fields', ()))}")
+            wanted = {f: getattr(template, f) for f in fields}
+            request = ocp.args.PyTreeRestore(
+                {f: getattr(abstract, f) for f in fields}, partial_restore=True)
         try:
-            restored = manager.restore(
-                step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract))).state
+            restored = manager.restore(step, args=ocp.args.Composite(state=request)).state
         except Exception as exc:
             raise CheckpointError(f"corrupt checkpoint {where}: state: {_reason(exc)}") from exc
+        wanted_flat, wanted_def = jax.tree_util.tree_flatten_with_path(wanted)
         restored_leaves, restored_def = jax.tree_util.tree_flatten(restored)
-        if restored_def != treedef:
+        if restored_def != wanted_def:
             raise CheckpointError(
                 f"corrupt checkpoint {where}: its state does not have the structure of its manifest")
+        if fields is not None:
+            # Paths under the dict of fields read as ['params']...; on disk as .params...
+            by_path = {leaf["path"]: leaf for leaf in manifest}
+            manifest = [by_path["." + path[0].key + jax.tree_util.keystr(path[1:])]
+                        for path, _ in wanted_flat]
 
         leaves = []
-        for saved, array, (_, like) in zip(manifest, restored_leaves, template_flat):
+        for saved, array, (_, like) in zip(manifest, restored_leaves, wanted_flat):
             array = np.asarray(array)
             if 0 in saved["shape"]:
                 array = np.zeros(saved["shape"], array.dtype)
@@ -380,7 +404,10 @@ def restore_latest(directory: Path, template: PyTree) -> tuple[PyTree, dict]:
                 raise CheckpointError(
                     f"corrupt checkpoint {where}: {saved['path']} does not match its saved checksum")
             leaves.append(_place(array, like))
-        return jax.tree_util.tree_unflatten(treedef, leaves), meta
+        state = jax.tree_util.tree_unflatten(wanted_def, leaves)
+        if fields is not None:
+            state = template._replace(**{f: state.get(f) for f in template._fields})
+        return state, meta
     finally:
         if manager is not None:
             # Closing a read-only manager must not hide the result or the error.

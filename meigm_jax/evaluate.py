@@ -81,7 +81,9 @@ def evaluate_run(args: EvalArgs) -> list[dict]:
                           "allowed: smax_* and overcooked_* runs")
     template = jax.eval_shape(jax.vmap(trainer.init), seed_keys(cfg))
     try:
-        state, meta = restore_latest(args.run_dir / "checkpoints", template)
+        # Parameters and counters only: the replay (up to GiBs) is not read.
+        state, meta = restore_latest(args.run_dir / "checkpoints", template,
+                                     fields=("params", "counters"))
     except CheckpointError as exc:
         raise ConfigError(f"evaluate error: {exc}") from exc
     base = jax.random.PRNGKey(args.seed)

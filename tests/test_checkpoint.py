@@ -314,3 +314,23 @@ def test_zero_size_leaves_round_trip(tmp_path):
     assert meta == {"chunk": 1}
     assert restored["empty"].shape == (3, 5, 0) and restored["empty"].dtype == jnp.float32
     np.testing.assert_array_equal(np.asarray(restored["full"]), np.arange(6))
+
+
+def test_restoring_only_some_fields(tmp_path):
+    # Evaluation needs the parameters, not a replay of up to GiBs.
+    state = small_state(5)
+    with Checkpointer(tmp_path / "ckpt", keep=1) as ckpt:
+        ckpt.save(3, state, {"chunk": 3})
+    template = jax.eval_shape(lambda: state)
+    partial, meta = restore_latest(tmp_path / "ckpt", template, fields=("params", "counters"))
+    assert meta == {"chunk": 3}
+    assert partial.replay is None and partial.opt_states is None and partial.target is None
+    assert_identical(partial.params, state.params)
+    assert_identical(partial.counters, state.counters)
+    with pytest.raises(CheckpointError, match="fields are"):
+        restore_latest(tmp_path / "ckpt", template, fields=("weights",))
+    # A template that does not fit is refused before reading, as for a full restore.
+    bad = template._replace(counters=template.counters._replace(
+        env_steps=jax.ShapeDtypeStruct((SEEDS + 1,), jnp.int32)))
+    with pytest.raises(CheckpointError, match="env_steps has shape"):
+        restore_latest(tmp_path / "ckpt", bad, fields=("params",))

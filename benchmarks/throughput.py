@@ -25,17 +25,7 @@ from meigm_jax.rollout import make_act, rollout
 from meigm_jax.program import compile_program
 from meigm_jax.trainer import make_train, replay_bytes_per_seed
 from tables import print_table
-
-
-def _timed(fn, *args, repeats: int):
-    compiled_start = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    compile_s = time.perf_counter() - compiled_start
-    start = time.perf_counter()
-    for _ in range(repeats):
-        out = fn(*args)
-    jax.block_until_ready(out)
-    return (time.perf_counter() - start) / repeats, compile_s
+from timing import random_episodes, timed
 
 
 def main() -> None:
@@ -56,21 +46,7 @@ def main() -> None:
     E, T = cfg.num_envs, spec.episode_limit
     rows = []
 
-    def random_episodes(key):
-        def step(carry, _):
-            state, obs, key = carry
-            key, act_key, step_key = jax.random.split(key, 3)
-            logits = jnp.where(obs.avail, 0.0, -jnp.inf)
-            actions = jax.random.categorical(act_key, logits)
-            state, obs, _ = jax.vmap(env.step)(jax.random.split(step_key, E), state, actions)
-            return (state, obs, key), None
-
-        key, reset_key = jax.random.split(key)
-        state, obs = jax.vmap(env.reset)(jax.random.split(reset_key, E))
-        (state, obs, _), _ = jax.lax.scan(step, (state, obs, key), None, length=T)
-        return obs.obs.sum()
-
-    seconds, compile_s = _timed(jax.jit(random_episodes), jax.random.PRNGKey(0), repeats=args.repeats)
+    seconds, compile_s = timed(jax.jit(random_episodes(env, E)), jax.random.PRNGKey(0), repeats=args.repeats)
     rows.append(("raw env, random valid actions", f"{E * T / seconds:,.0f} env steps/s", compile_s))
 
     params = trainer.init(jax.random.PRNGKey(0)).params
@@ -80,7 +56,7 @@ def main() -> None:
         act = make_act(trainer.nets, params, "soft")
         return rollout(env, act, cfg.hidden_dim, E, key, record=True).episodes.reward.sum()
 
-    seconds, compile_s = _timed(policy_episodes, params, jax.random.PRNGKey(1), repeats=args.repeats)
+    seconds, compile_s = timed(policy_episodes, params, jax.random.PRNGKey(1), repeats=args.repeats)
     rows.append(("rollout with ME-QMIX policy", f"{E * T / seconds:,.0f} env steps/s", compile_s))
 
     start = time.perf_counter()

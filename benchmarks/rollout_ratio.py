@@ -1,0 +1,63 @@
+"""Issue 7, target 1: rollout with the policy against the raw env, same num_envs.
+
+    python benchmarks/rollout_ratio.py [--envs smax_5v5,overcooked_cramped_room] [--num-envs 16,128]
+
+For each env and number of envs: raw env steps/s with uniformly random
+available actions, then one recorded rollout (as the trainer runs it) with
+each acting policy: greedy (evaluation: the agent network alone),
+epsilon-greedy (QMIX/QPLEX/VDN) and soft (ME-*: agent network, OPT on the
+global state, masked softmax and a sample). Steps are stepped steps
+(num_envs x episode limit); times are medians over repeats, compile excluded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+
+import jax
+import jax.numpy as jnp
+
+from meigm_jax.cli_config import load
+from meigm_jax.rollout import make_act, rollout
+from meigm_jax.trainer import make_train
+from tables import print_table
+from timing import random_episodes, timed
+
+ACTING = ("greedy", "epsilon_greedy", "soft")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--envs", default="smax_5v5,overcooked_cramped_room")
+    parser.add_argument("--num-envs", default="16,128")
+    parser.add_argument("--repeats", type=int, default=9)
+    args = parser.parse_args(argv)
+    rows = []
+    for name in args.envs.split(","):
+        for num_envs in (int(e) for e in args.num_envs.split(",")):
+            cfg = load([f"+env={name}", f"num_envs={num_envs}", "num_seeds=1",
+                        "batch_size=1", f"buffer_size={num_envs}"])
+            trainer = make_train(cfg)
+            env, steps = trainer.env, num_envs * trainer.spec.episode_limit
+            raw_s, _ = timed(jax.jit(random_episodes(env, num_envs)), jax.random.PRNGKey(0),
+                             repeats=args.repeats)
+            rows.append([name, num_envs, "raw env, random actions", f"{steps / raw_s:,.0f}", "1.00"])
+            params = trainer.init(jax.random.PRNGKey(0)).params
+            for mode in ACTING:
+                def episodes(params, key, mode=mode):
+                    epsilon = jnp.asarray(0.05) if mode == "epsilon_greedy" else None
+                    act = make_act(trainer.nets, params, mode, epsilon)
+                    return rollout(env, act, cfg.hidden_dim, num_envs, key, record=True).episodes.reward.sum()
+
+                seconds, _ = timed(jax.jit(episodes), params, jax.random.PRNGKey(1), repeats=args.repeats)
+                rows.append([name, num_envs, f"rollout, {mode} acting", f"{steps / seconds:,.0f}",
+                             f"{raw_s / seconds:.2f}"])
+    device = jax.devices()[0]
+    print(f"{device.platform} ({device.device_kind}), {platform.processor() or platform.machine()}, "
+          f"jax {jax.__version__}; ratio = rollout steps/s / raw env steps/s\n")
+    print_table(["env", "num_envs", "what", "env steps/s", "ratio"], rows)
+
+
+if __name__ == "__main__":
+    main()

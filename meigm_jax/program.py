@@ -13,7 +13,6 @@ program, and ``to_host`` gathers the metrics on each process.
 
 from __future__ import annotations
 
-import math
 from typing import Callable, NamedTuple
 
 import jax
@@ -21,7 +20,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from meigm_jax.trainer import Trainer, seed_keys
+from meigm_jax.trainer import Trainer, seed_device_count, seed_keys
 
 SEED_AXIS = "seed"
 
@@ -35,7 +34,7 @@ class SeedProgram(NamedTuple):
 def seed_mesh(num_seeds: int, devices: list | None = None) -> Mesh:
     """The devices the seeds are spread over: as many as divide ``num_seeds`` evenly."""
     devices = list(jax.devices() if devices is None else devices)
-    count = math.gcd(num_seeds, len(devices))
+    count = seed_device_count(num_seeds, len(devices))
     return Mesh(np.asarray(devices[:count]), (SEED_AXIS,))
 
 

@@ -98,6 +98,11 @@ def device_memory_bytes(device: jax.Device) -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
+def seed_device_count(num_seeds: int, num_devices: int) -> int:
+    """How many devices the seeds are spread over: as many as divide them evenly."""
+    return math.gcd(num_seeds, num_devices)
+
+
 def check_fits(cfg: TrainConfig, spec: EnvSpec, devices: list[jax.Device]) -> None:
     """Refuse, before compiling, what this env and these devices cannot run.
 
@@ -108,7 +113,7 @@ def check_fits(cfg: TrainConfig, spec: EnvSpec, devices: list[jax.Device]) -> No
     if cfg.agent.torso == "cnn" and len(spec.obs_shape) != 3:
         raise ConfigError(f"config error: agent.torso='cnn' is not allowed for {spec.name} "
                           f"(observations of shape {tuple(spec.obs_shape)}); allowed: mlp")
-    seeds_per_device = cfg.num_seeds // math.gcd(cfg.num_seeds, len(devices))  # as seed_mesh
+    seeds_per_device = cfg.num_seeds // seed_device_count(cfg.num_seeds, len(devices))
     need = replay_bytes_per_seed(cfg, spec) * seeds_per_device
     have = device_memory_bytes(devices[0])
     if need > 0.75 * have:

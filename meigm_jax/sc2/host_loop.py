@@ -38,7 +38,7 @@ from meigm_jax.cli_config import exit_bad_input
 from meigm_jax.config import ConfigError, TrainConfig, to_dict
 from meigm_jax.sc2 import scenarios
 from meigm_jax.sc2.workers import STARTUP_TIMEOUT_S, WorkerFailed, WorkerPool
-from meigm_jax.train import json_value
+from meigm_jax.train import metric_records
 
 SMACV2_FACTORY = "smacv2.env:StarCraftCapabilityEnvWrapper"
 INSTALL_HINT = ("pip install -e .[sc2] (pysc2 and smacv2 from github.com/oxwhirl/smacv2), "
@@ -408,6 +408,8 @@ class _Loop:
     def run(self, start: float) -> list[dict]:
         import jax
 
+        from meigm_jax.types import ChunkMetrics
+
         cfg = self.cfg
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "config.json").write_text(json.dumps(to_dict(cfg), indent=2))
@@ -426,27 +428,26 @@ class _Loop:
                 loss = {name: (value / totals["updates"] if totals["updates"] else float("nan"))
                         for name, value in totals["loss"].items()}
                 nan = float("nan")
-                rec = {
-                    "seed": cfg.seed, "seed_index": 0,
-                    "env_steps": self.env_steps, "episodes": self.episodes, "updates": self.updates,
+                # One seed's ChunkMetrics (leading seed axis of 1), written by the
+                # same metric_records as the JAX trainer's, plus the workers' counts.
+                metrics = ChunkMetrics(**{name: np.asarray([value]) for name, value in dict(
+                    env_steps=self.env_steps, episodes=self.episodes, updates=self.updates,
                     **{k: test[k] for k in ("test_return", "test_win_rate", "test_length")},
-                    "train_return": totals["return"] / max(totals["episodes"], 1),
-                    "train_win_rate": totals["wins"] / max(totals["episodes"], 1),
-                    "loss_q": loss.get("loss_q", nan), "loss_opt": loss.get("loss_opt", nan),
-                    "loss_alpha": loss.get("loss_alpha", nan), "td_target": loss.get("target", nan),
-                    "alpha": float(jax.numpy.exp(self.params.log_alpha)) if cfg.is_soft else 0.0,
-                    "policy_entropy": totals["entropy"] / max(totals["steps"], 1),
-                    "epsilon": 0.0 if cfg.is_soft else self.epsilon(),
-                    "q_tot": loss.get("q_tot", nan),
-                    "misalignment_gap": test["misalignment_gap"],
-                    "misalignment_gap_expected": test["misalignment_gap_expected"],
-                    "first_nonfinite_update": totals["first_bad"],
-                    "sps": (self.env_steps - steps0) / max(seconds, 1e-9),
-                    "wall_s": time.time() - start,
-                    "worker_restarts": self.pool.restarts,
-                    "episodes_dropped": self.dropped,
-                }
-                rec = {k: json_value(v) for k, v in rec.items()}
+                    train_return=totals["return"] / max(totals["episodes"], 1),
+                    train_win_rate=totals["wins"] / max(totals["episodes"], 1),
+                    loss_q=loss.get("loss_q", nan), loss_opt=loss.get("loss_opt", nan),
+                    loss_alpha=loss.get("loss_alpha", nan), td_target=loss.get("target", nan),
+                    alpha=float(jax.numpy.exp(self.params.log_alpha)) if cfg.is_soft else 0.0,
+                    policy_entropy=totals["entropy"] / max(totals["steps"], 1),
+                    epsilon=0.0 if cfg.is_soft else self.epsilon(),
+                    q_tot=loss.get("q_tot", nan),
+                    misalignment_gap=test["misalignment_gap"],
+                    misalignment_gap_expected=test["misalignment_gap_expected"],
+                    shaping_weight=0.0, test_shaped_return=0.0, train_shaped_return=0.0,
+                    first_nonfinite_update=totals["first_bad"]).items()})
+                rec = metric_records(cfg, self.spec, metrics, seconds, time.time() - start, [steps0])[0]
+                rec["worker_restarts"] = self.pool.restarts
+                rec["episodes_dropped"] = self.dropped
                 sink.write(json.dumps(rec) + "\n")
                 sink.flush()
                 records.append(rec)

@@ -11,8 +11,9 @@ from meigm_jax.trainer import make_train, seed_keys
 NUM_SEEDS = 10
 
 
-def _train(alg: str):
-    cfg = load([f"alg={alg}", "+env=matrix_game", f"num_seeds={NUM_SEEDS}", "total_timesteps=10000"])
+def _train(alg: str, overrides: tuple[str, ...] = ()):
+    cfg = load([f"alg={alg}", *overrides, "+env=matrix_game", f"num_seeds={NUM_SEEDS}",
+                "total_timesteps=10000"])
     trainer = make_train(cfg)
     state, metrics = jax.jit(jax.vmap(trainer.train))(seed_keys(cfg))
     _, observation = trainer.env.reset(jax.random.PRNGKey(0))
@@ -24,6 +25,19 @@ def _train(alg: str):
 def _joint_policy(values):
     pi = values.policy  # [seeds, 2, 3]
     return np.asarray(pi[:, 0, :, None] * pi[:, 1, None, :]).reshape(NUM_SEEDS, -1)
+
+
+def _seeds_at_optimum(name: str, values):
+    """Print each seed's P(A, A), greedy action and Q_tot(A, A); return (at (A, A), greedy (A, A))."""
+    joint = _joint_policy(values)
+    q_aa = np.asarray(values.q_tot[:, 0])  # joint action index 0 is (A, A)
+    greedy_aa = np.all(np.asarray(values.greedy_actions) == 0, axis=-1)
+    for seed in range(NUM_SEEDS):
+        print(f"{name} seed {seed}: P(A,A)={joint[seed, 0]:.3f} most probable={np.argmax(joint[seed])} "
+              f"greedy={np.asarray(values.greedy_actions[seed]).tolist()} Q_tot(A,A)={q_aa[seed]:.2f}")
+    ok = (np.argmax(joint, -1) == 0) & greedy_aa & (np.abs(q_aa - 8.0) <= 1.5)
+    print(f"{name}: {int(ok.sum())} of {NUM_SEEDS} seeds at (A, A)")
+    return ok, greedy_aa
 
 
 @pytest.fixture(scope="module")
@@ -40,14 +54,7 @@ def test_me_qmix_reaches_the_optimal_joint_action(me_qmix):
     reliably rather than the paper's figure.
     """
     cfg, metrics, values = me_qmix
-    joint = _joint_policy(values)
-    q_aa = np.asarray(values.q_tot[:, 0])  # joint action index 0 is (A, A)
-    greedy_aa = np.all(np.asarray(values.greedy_actions) == 0, axis=-1)
-    for seed in range(NUM_SEEDS):
-        print(f"seed {seed}: P(A,A)={joint[seed, 0]:.3f} most probable={np.argmax(joint[seed])} "
-              f"greedy={np.asarray(values.greedy_actions[seed]).tolist()} Q_tot(A,A)={q_aa[seed]:.2f}")
-    ok = (np.argmax(joint, -1) == 0) & greedy_aa & (np.abs(q_aa - 8.0) <= 1.5)
-    print(f"ME-QMIX: {int(ok.sum())} of {NUM_SEEDS} seeds at (A, A)")
+    ok, greedy_aa = _seeds_at_optimum("ME-QMIX", values)
     assert ok.sum() >= 2, f"only {ok.sum()} of {NUM_SEEDS} seeds reached (A, A)"
     # Every seed whose greedy joint action is (A, A) has it as the policy's
     # most probable joint action (the OPT keeps the order) with Q_tot near 8.
@@ -74,8 +81,8 @@ def test_qmix_report_on_the_matrix_game(me_qmix):
 # ME-QPLEX with a high-temperature start: QPLEX can fit the payoff exactly
 # from near-uniform data, which ME-QMIX's monotonic mixer cannot (README,
 # "Matrix game"); the near-greedy ME-QMIX preset suits it less (1 of 10).
-ME_QPLEX = ["alg=me_qplex", "init_alpha=1.0", "alpha_lr=0.01", "env.target_entropy_coef=0.3",
-            "buffer_size=500", "batch_size=32"]
+ME_QPLEX = ("init_alpha=1.0", "alpha_lr=0.01", "env.target_entropy_coef=0.3",
+            "buffer_size=500", "batch_size=32")
 
 
 def test_me_qplex_on_the_matrix_game():
@@ -85,20 +92,8 @@ def test_me_qplex_on_the_matrix_game():
     it as the policy's most probable joint action (the OPT keeps the order),
     Q_tot(A, A) near 8 and a greedy test return of 8.
     """
-    cfg = load(ME_QPLEX + ["+env=matrix_game", f"num_seeds={NUM_SEEDS}", "total_timesteps=10000"])
-    trainer = make_train(cfg)
-    state, metrics = jax.jit(jax.vmap(trainer.train))(seed_keys(cfg))
-    _, observation = trainer.env.reset(jax.random.PRNGKey(0))
-    values = jax.vmap(lambda p: first_step_joint_values(trainer.nets, p, observation, True))(
-        state.params)
-    joint = _joint_policy(values)
-    q_aa = np.asarray(values.q_tot[:, 0])
-    greedy_aa = np.all(np.asarray(values.greedy_actions) == 0, axis=-1)
-    for seed in range(NUM_SEEDS):
-        print(f"ME-QPLEX seed {seed}: P(A,A)={joint[seed, 0]:.3f} most probable={np.argmax(joint[seed])} "
-              f"greedy={np.asarray(values.greedy_actions[seed]).tolist()} Q_tot(A,A)={q_aa[seed]:.2f}")
-    ok = (np.argmax(joint, -1) == 0) & greedy_aa & (np.abs(q_aa - 8.0) <= 1.5)
-    print(f"ME-QPLEX: {int(ok.sum())} of {NUM_SEEDS} seeds at (A, A)")
+    _, metrics, values = _train("me_qplex", ME_QPLEX)
+    ok, greedy_aa = _seeds_at_optimum("ME-QPLEX", values)
     assert ok.sum() >= 1, "no ME-QPLEX seed reached (A, A)"
     assert np.all(ok[greedy_aa])
     np.testing.assert_array_equal(np.asarray(metrics.test_return[:, -1])[greedy_aa], 8.0)

@@ -7,7 +7,9 @@ B episodes of T stored steps (``meigm_jax.networks.agent.unroll``, as the
 learner runs it), with the env's observation and action sizes. If the time
 per step-row stays flat as B and T grow, the unroll is bound by compute, and
 every padded step a batch carries costs as much as a real one. If it falls,
-fixed per-step overheads dominate.
+fixed per-step overheads dominate. The last column backpropagates to the
+observations only: the same recurrence without the parameters' gradients,
+which scan accumulates step by step.
 """
 
 from __future__ import annotations
@@ -43,17 +45,19 @@ def main(argv=None) -> None:
             obs = jax.random.normal(key, (batch, length, spec.num_agents, *spec.obs_shape))
             extras = agent_extras(jnp.zeros((batch, length, spec.num_agents, spec.num_actions)))
             forward = jax.jit(lambda p, o: unroll(agent, p, o, extras).sum())
-            gradient = jax.jit(jax.grad(lambda p, o: (unroll(agent, p, o, extras) ** 2).mean()))
+            loss = lambda p, o: (unroll(agent, p, o, extras) ** 2).mean()
             fwd_s, _ = timed(forward, params, obs, repeats=args.repeats)
-            grad_s, _ = timed(gradient, params, obs, repeats=args.repeats)
+            grad_s, _ = timed(jax.jit(jax.grad(loss)), params, obs, repeats=args.repeats)
+            input_s, _ = timed(jax.jit(jax.grad(loss, argnums=1)), params, obs, repeats=args.repeats)
             step_rows = batch * length
             rows.append([length, batch, f"{1e3 * fwd_s:.1f}", f"{1e3 * grad_s:.1f}",
-                         f"{1e6 * fwd_s / step_rows:.2f}", f"{1e6 * grad_s / step_rows:.2f}"])
+                         f"{1e6 * fwd_s / step_rows:.2f}", f"{1e6 * grad_s / step_rows:.2f}",
+                         f"{1e3 * input_s:.1f}"])
     device = jax.devices()[0]
     print(f"{args.env} agent (hidden {agent.hidden_dim}, {spec.num_agents} agents); {device.platform} "
           f"({device.device_kind}), {platform.processor() or platform.machine()}, jax {jax.__version__}\n")
-    print_table(["T", "B", "forward ms", "gradient ms", "forward us / (B x T)", "gradient us / (B x T)"],
-                rows)
+    print_table(["T", "B", "forward ms", "gradient ms", "forward us / (B x T)", "gradient us / (B x T)",
+                 "gradient to inputs only ms"], rows)
 
 
 if __name__ == "__main__":

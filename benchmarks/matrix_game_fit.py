@@ -91,15 +91,14 @@ def main(argv=None) -> None:
     rows = []
     for mixer_name, p_values in (("qmix", (1 / 3, 0.4, 0.5)), ("qplex", (1 / 3,))):
         for p_a in p_values:
-            steps = args.steps
             start = time.time()
-            run = jax.jit(jax.vmap(lambda k: fit(mixer_name, p_a, steps, args.lr, k)))
+            run = jax.jit(jax.vmap(lambda k: fit(mixer_name, p_a, args.steps, args.lr, k)))
             loss, q_tot, q = jax.tree.map(np.asarray, run(keys))
             if mixer_name == "qmix":
                 on_top = q_tot.reshape(args.inits, -1).argmax(-1) == 0
             else:
                 on_top = (q.argmax(-1) == 0).all(-1)
-            rows.append([mixer_name, f"{p_a:.3f}", f"{steps:,}", f"{int(on_top.sum())}/{args.inits}",
+            rows.append([mixer_name, f"{p_a:.3f}", f"{args.steps:,}", f"{int(on_top.sum())}/{args.inits}",
                          f"{np.median(loss):.2f}", f"{loss.min():.2f}", f"{time.time() - start:.0f}"])
     print(f"Adam lr {args.lr}, full batch, {args.inits} initialisations per row; loss: the "
           "expected squared error under the data distribution")

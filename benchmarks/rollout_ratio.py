@@ -16,13 +16,11 @@ import argparse
 import platform
 
 import jax
-import jax.numpy as jnp
 
 from meigm_jax.cli_config import load
-from meigm_jax.rollout import make_act, rollout
 from meigm_jax.trainer import make_train
 from tables import print_table
-from timing import random_episodes, timed
+from timing import policy_episodes, random_episodes, timed
 
 ACTING = ("greedy", "epsilon_greedy", "soft")
 
@@ -45,12 +43,8 @@ def main(argv=None) -> None:
             rows.append([name, num_envs, "raw env, random actions", f"{steps / raw_s:,.0f}", "1.00"])
             params = trainer.init(jax.random.PRNGKey(0)).params
             for mode in ACTING:
-                def episodes(params, key, mode=mode):
-                    epsilon = jnp.asarray(0.05) if mode == "epsilon_greedy" else None
-                    act = make_act(trainer.nets, params, mode, epsilon)
-                    return rollout(env, act, cfg.hidden_dim, num_envs, key, record=True).episodes.reward.sum()
-
-                seconds, _ = timed(jax.jit(episodes), params, jax.random.PRNGKey(1), repeats=args.repeats)
+                seconds, _ = timed(jax.jit(policy_episodes(trainer, mode, num_envs)), params,
+                                   jax.random.PRNGKey(1), repeats=args.repeats)
                 rows.append([name, num_envs, f"rollout, {mode} acting", f"{steps / seconds:,.0f}",
                              f"{raw_s / seconds:.2f}"])
     device = jax.devices()[0]

@@ -21,11 +21,10 @@ import jax
 import jax.numpy as jnp
 
 from meigm_jax.cli_config import load
-from meigm_jax.rollout import make_act, rollout
 from meigm_jax.program import compile_program
 from meigm_jax.trainer import make_train, replay_bytes_per_seed
 from tables import print_table
-from timing import random_episodes, timed
+from timing import policy_episodes, random_episodes, timed
 
 
 def main() -> None:
@@ -51,12 +50,8 @@ def main() -> None:
 
     params = trainer.init(jax.random.PRNGKey(0)).params
 
-    @jax.jit
-    def policy_episodes(params, key):
-        act = make_act(trainer.nets, params, "soft")
-        return rollout(env, act, cfg.hidden_dim, E, key, record=True).episodes.reward.sum()
-
-    seconds, compile_s = timed(policy_episodes, params, jax.random.PRNGKey(1), repeats=args.repeats)
+    seconds, compile_s = timed(jax.jit(policy_episodes(trainer, "soft", E)), params,
+                               jax.random.PRNGKey(1), repeats=args.repeats)
     rows.append(("rollout with ME-QMIX policy", f"{E * T / seconds:,.0f} env steps/s", compile_s))
 
     start = time.perf_counter()

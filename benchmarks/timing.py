@@ -45,3 +45,17 @@ def random_episodes(env, num_envs: int):
         return obs.obs.sum()
 
     return run
+
+
+def policy_episodes(trainer, mode: str, num_envs: int):
+    """A jittable fn(params, key) running one recorded rollout, as the trainer
+    does, with acting policy ``mode`` (epsilon 0.05 for epsilon-greedy)."""
+    from meigm_jax.rollout import make_act, rollout
+
+    def run(params, key):
+        epsilon = jnp.asarray(0.05) if mode == "epsilon_greedy" else None
+        act = make_act(trainer.nets, params, mode, epsilon)
+        result = rollout(trainer.env, act, trainer.config.hidden_dim, num_envs, key, record=True)
+        return result.episodes.reward.sum()
+
+    return run

@@ -158,6 +158,9 @@ class TrainConfig:
     # networks compute in float32): float16 halves the replay (smax_5v5,
     # 5000 episodes: 0.78 GiB per seed instead of 1.5 GiB).
     replay_float_dtype: str = "float16"
+    # Lay short sampled episodes end to end in fewer learner rows when they
+    # fit (same loss and gradients, less padding computed; meigm_jax.packing).
+    pack_episodes: bool = True
     target_update_interval: int = 200  # episodes between hard target copies
     target_tau: float = 0.0  # > 0: Polyak averaging every gradient step instead
 

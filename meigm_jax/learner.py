@@ -20,6 +20,8 @@ from meigm_jax.envs.base import EnvSpec, global_state
 from meigm_jax.networks.agent import RNNAgent, agent_extras, previous_actions_onehot, unroll
 from meigm_jax.networks.mixers import make_mixer
 from meigm_jax.networks.opt import make_transform
+from meigm_jax.packing import PackPlan, pack, plan
+from meigm_jax.packing import lane_counts as packing_lane_counts
 from meigm_jax.policy import SoftPolicy, greedy, padded_rows_available, soft_policy, take
 from meigm_jax.targets import masked_mean, td_lambda_targets
 from meigm_jax.types import Episodes, LossInfo, OptimiserStates, Params, TargetParams
@@ -103,10 +105,12 @@ def target_entropy(cfg: TrainConfig, spec: EnvSpec) -> float:
     return cfg.env.target_entropy_coef * spec.num_agents
 
 
-def episode_q_values(agent: RNNAgent, agent_params, batch: Episodes) -> jax.Array:
-    """Q_i for every stored step, [B, T+1, n, k]."""
-    extras = agent_extras(previous_actions_onehot(batch.actions, agent.num_actions))
-    return unroll(agent, agent_params, batch.obs, extras)
+def episode_q_values(agent: RNNAgent, agent_params, batch: Episodes,
+                     starts: jax.Array | None = None) -> jax.Array:
+    """Q_i for every stored step, [B, T+1, n, k]; ``starts`` marks episode
+    starts inside packed rows (meigm_jax.packing)."""
+    extras = agent_extras(previous_actions_onehot(batch.actions, agent.num_actions, starts))
+    return unroll(agent, agent_params, batch.obs, extras, starts)
 
 
 class TargetParts(NamedTuple):
@@ -122,11 +126,23 @@ class TargetParts(NamedTuple):
     alpha: jax.Array
 
 
+def sampling_noise(key: jax.Array, batch: Episodes) -> jax.Array:
+    """Gumbel noise [B, T+1, n, k] for sampling every step's joint action."""
+    return jax.random.gumbel(key, batch.avail.shape, jnp.float32)
+
+
 def make_targets(cfg: TrainConfig, nets: Networks):
-    """(params, target, batch, key) -> TargetParts: Q_tot and its TD(lambda) targets."""
+    """(params, target, batch, key) -> TargetParts: Q_tot and its TD(lambda) targets.
+
+    ``starts`` [B, T+1] marks episode starts when ``batch`` holds packed rows;
+    ``noise`` [B, T+1, n, k] is the Gumbel noise that samples u'_{t+1} (drawn
+    from ``key`` when not given; the packed step passes the padded batch's
+    noise, packed, so both layouts draw the same actions).
+    """
     gamma, lam = cfg.gamma, cfg.td_lambda
 
-    def compute(params: Params, target: TargetParams, batch: Episodes, key: jax.Array) -> TargetParts:
+    def compute(params: Params, target: TargetParams, batch: Episodes, key: jax.Array,
+                starts: jax.Array | None = None, noise: jax.Array | None = None) -> TargetParts:
         T = batch.reward.shape[-1]
         actions = batch.actions.astype(jnp.int32)
         mask = batch.filled
@@ -135,8 +151,8 @@ def make_targets(cfg: TrainConfig, nets: Networks):
         states = global_state(batch.obs, batch.state)  # [B, T+1, S]
         state_next = states[:, 1:]
 
-        q = episode_q_values(nets.agent, params.agent, batch)
-        q_target = episode_q_values(nets.agent, target.agent, batch)
+        q = episode_q_values(nets.agent, params.agent, batch, starts)
+        q_target = episode_q_values(nets.agent, target.agent, batch, starts)
         q_tot = mix(nets.mixer, params.mixer, q[:, :T], actions, states[:, :T],
                     batch.avail[:, :T])
 
@@ -152,7 +168,10 @@ def make_targets(cfg: TrainConfig, nets: Networks):
             logits = nets.transform.apply(params.opt, sg(q), states)
             policy = soft_policy(sg(logits), batch.avail, alpha)
             pi_next = jax.tree.map(lambda x: x[:, 1:], policy)
-            sampled = pi_next.distribution.sample(seed=key)
+            if noise is None:
+                noise = sampling_noise(key, batch)
+            # Gumbel-max: the argmax of log pi + Gumbel noise is a draw from pi.
+            sampled = jnp.argmax(pi_next.log_probs + noise[:, 1:], axis=-1)
             next_value = target_q_tot(sampled) - take(pi_next.alpha_log_probs, sampled).sum(-1)
             next_entropy_term = take(pi_next.alpha_log_probs, next_actions).sum(-1)
         else:
@@ -177,10 +196,16 @@ def make_loss(cfg: TrainConfig, nets: Networks, spec: EnvSpec):
     h_target = target_entropy(cfg, spec)
     compute_targets = make_targets(cfg, nets)
 
-    def loss(params: Params, target: TargetParams, batch: Episodes, key: jax.Array):
+    def loss(params: Params, target: TargetParams, batch: Episodes, key: jax.Array,
+             layout: PackPlan | None = None):
+        """The loss of a padded batch; with ``layout`` computed on its episodes
+        packed into fewer rows (the same value, up to float rounding)."""
+        starts = noise = None
+        if layout is not None:
+            batch, starts, (noise,) = pack(layout, batch, sampling_noise(key, batch))
         T = batch.reward.shape[-1]
         mask = batch.filled
-        parts = compute_targets(params, target, batch, key)
+        parts = compute_targets(params, target, batch, key, starts, noise)
         loss_q = masked_mean(0.5 * (parts.q_tot - parts.targets) ** 2, mask)
         if cfg.is_soft:
             actions = batch.actions.astype(jnp.int32)
@@ -197,6 +222,7 @@ def make_loss(cfg: TrainConfig, nets: Networks, spec: EnvSpec):
             loss_q=loss_q, loss_opt=loss_opt, loss_alpha=loss_alpha, alpha=parts.alpha,
             policy_entropy=masked_mean(entropy, mask),
             q_tot=masked_mean(parts.q_tot, mask), target=masked_mean(parts.targets, mask),
+            rows=jnp.asarray(mask.shape[0], jnp.float32),
         )
         # Stop-gradients make each term reach only its own parameter group.
         return loss_q + loss_opt + loss_alpha, info
@@ -204,12 +230,52 @@ def make_loss(cfg: TrainConfig, nets: Networks, spec: EnvSpec):
     return loss
 
 
+# The vmap axis of a sweep's seeds (meigm_jax.program binds it). Where it is
+# bound, the seeds agree on one batch layout per gradient step, so the
+# layout's branch really branches instead of running every layout for all.
+SEEDS_AXIS = "seeds"
+
+
+def all_seeds(flag: jax.Array) -> jax.Array:
+    """``flag`` for every seed of the sweep (itself outside a named seed vmap)."""
+    try:
+        return jax.lax.pmin(flag.astype(jnp.int32), SEEDS_AXIS).astype(bool)
+    except NameError:  # a single seed, or a vmap without the axis name
+        return flag
+
+
+def make_step(cfg: TrainConfig, nets: Networks, spec: EnvSpec, opts: Optimisers):
+    """One gradient step on a padded batch, computed packed when it fits.
+
+    (params, target, opt_states, batch, key) -> (params, opt_states, info):
+    the step of ``make_update``, on the batch's episodes packed into the
+    fewest rows of ``packing.lane_counts`` that hold them (the same loss and
+    gradients), or padded; ``info.rows`` is how many rows were computed.
+    """
+    update = make_update(cfg, nets, spec, opts)
+    use_packing = cfg.pack_episodes and not spec.fixed_length
+    counts = packing_lane_counts(cfg.batch_size, spec.episode_limit) if use_packing else ()
+
+    def step(params, target, opt_states, batch: Episodes, key: jax.Array):
+        layouts = [plan(batch.filled, lanes) for lanes in counts]
+        fits = [all_seeds(layout.fits) for layout in layouts]
+        choice = jnp.argmax(jnp.stack(fits + [jnp.asarray(True)]))  # the first that fits
+        branches = [lambda layout=layout: update(params, target, opt_states, batch, key, layout)
+                    for layout in layouts]
+        branches.append(lambda: update(params, target, opt_states, batch, key))
+        if len(branches) == 1:
+            return branches[0]()
+        return jax.lax.switch(choice, branches)
+
+    return step
+
+
 def make_update(cfg: TrainConfig, nets: Networks, spec: EnvSpec, opts: Optimisers):
     grad_fn = jax.grad(make_loss(cfg, nets, spec), has_aux=True)
 
     def update(params: Params, target: TargetParams, opt_states: OptimiserStates,
-               batch: Episodes, key: jax.Array):
-        grads, info = grad_fn(params, target, batch, key)
+               batch: Episodes, key: jax.Array, layout: PackPlan | None = None):
+        grads, info = grad_fn(params, target, batch, key, layout)
         q_updates, q_state = opts.q.update((grads.agent, grads.mixer), opt_states.q)
         agent, mixer = optax.apply_updates((params.agent, params.mixer), q_updates)
         opt, opt_state = params.opt, opt_states.opt

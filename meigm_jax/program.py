@@ -1,10 +1,12 @@
 """All seeds of a run as one compiled program, the seed axis sharded over devices.
 
-Seeds are a ``vmap`` axis; with several devices, ``shard_map`` gives each
-device its own block of seeds. Seeds never talk to each other, so a device
-runs its block without any collective (its chunk's ``while_loop`` stops when
-its own seeds are done, not in lockstep with the others), and a seed's
-numbers do not depend on how many devices share the sweep.
+Seeds are a ``vmap`` axis (named ``learner.SEEDS_AXIS``); with several
+devices, ``shard_map`` gives each device its own block of seeds. Devices
+never talk to each other (a device's chunk ``while_loop`` stops when its own
+seeds are done, not in lockstep with the others). Within a device, the
+seeds agree on one learner layout per gradient step (packed or padded rows,
+meigm_jax.packing), which changes how a step is computed but not what it
+computes.
 
 Multi-host: after ``jax.distributed.initialize()`` the mesh spans every
 process's devices; all processes build the same seed keys and run the same
@@ -20,6 +22,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from meigm_jax.learner import SEEDS_AXIS
 from meigm_jax.trainer import Trainer, seed_device_count, seed_keys
 
 SEED_AXIS = "seed"
@@ -40,7 +43,7 @@ def seed_mesh(num_seeds: int, devices: list | None = None) -> Mesh:
 
 def over_seeds(fn: Callable, mesh: Mesh, in_specs, out_specs, in_axes=0) -> Callable:
     """``fn`` of one seed -> a function of all seeds, each device running its block."""
-    return jax.shard_map(jax.vmap(fn, in_axes=in_axes), mesh=mesh, in_specs=in_specs,
+    return jax.shard_map(jax.vmap(fn, in_axes=in_axes, axis_name=SEEDS_AXIS), mesh=mesh, in_specs=in_specs,
                          out_specs=out_specs, check_vma=False)
 
 

@@ -29,7 +29,7 @@ from meigm_jax.learner import (
     build_optimisers,
     init_optimiser_states,
     init_params,
-    make_update,
+    make_step,
 )
 from meigm_jax.policy import epsilon_schedule
 from meigm_jax.rollout import ENTROPY, GAP_EXPECTED, GAP_LOGITS, make_act, rollout
@@ -144,7 +144,7 @@ def make_train(cfg: TrainConfig, env: MarlEnv | None = None) -> Trainer:
     spec = env.spec
     nets = build_networks(cfg, spec)
     opts = build_optimisers(cfg)
-    update = make_update(cfg, nets, spec, opts)
+    update = make_step(cfg, nets, spec, opts)
     train_mode = "soft" if cfg.is_soft else "epsilon_greedy"
     num_chunks = math.ceil(cfg.total_timesteps / cfg.test_interval)
     zero_losses = LossInfo(*([jnp.zeros(())] * len(LossInfo._fields)))
@@ -268,6 +268,7 @@ def make_train(cfg: TrainConfig, env: MarlEnv | None = None) -> Trainer:
             policy_entropy=totals.entropy_sum / jnp.maximum(train.length_sum, 1.0),
             epsilon=jnp.zeros(()) if cfg.is_soft else epsilon(state),
             q_tot=per_update.q_tot,
+            learner_rows=per_update.rows,
             misalignment_gap=gap(GAP_LOGITS),
             misalignment_gap_expected=gap(GAP_EXPECTED),
             shaping_weight=reward_shaping(state),

@@ -89,6 +89,9 @@ class LossInfo(NamedTuple):
     policy_entropy: jax.Array  # joint entropy sum_i H(pi_i)
     q_tot: jax.Array
     target: jax.Array
+    # Rows the step computed: the batch's episodes, or fewer when they were
+    # packed (meigm_jax.packing).
+    rows: jax.Array
 
 
 class RolloutStats(NamedTuple):
@@ -129,6 +132,8 @@ class ChunkMetrics(NamedTuple):
     policy_entropy: jax.Array
     epsilon: jax.Array
     q_tot: jax.Array
+    # Mean rows per gradient step (batch_size when nothing was packed).
+    learner_rows: jax.Array
     # Paper Fig. 2, soft algorithms only (NaN otherwise): Q_tot at the Q_i's
     # greedy joint action minus Q_tot at the logits' argmax / minus E_pi Q_tot.
     misalignment_gap: jax.Array

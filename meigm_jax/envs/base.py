@@ -33,6 +33,9 @@ class EnvSpec(NamedTuple):
     state_from_obs: bool = False
     # The env reports a shaped reward beside the true one (Overcooked).
     has_shaped_reward: bool = False
+    # Every episode runs to the limit (Overcooked): the learner has no short
+    # episodes to pack (meigm_jax.packing).
+    fixed_length: bool = False
 
     @property
     def obs_dim(self) -> int:

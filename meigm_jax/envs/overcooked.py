@@ -52,6 +52,7 @@ class OvercookedEnv:
             obs_dtype=jnp.uint8,
             state_from_obs=True,
             has_shaped_reward=True,
+            fixed_length=True,
         )
 
     def _observe(self, obs: dict) -> Observation:

@@ -55,24 +55,35 @@ def agent_extras(last_actions_onehot: jax.Array) -> jax.Array:
     return jnp.concatenate([last_actions_onehot.astype(jnp.float32), ids], axis=-1)
 
 
-def previous_actions_onehot(actions: jax.Array, num_actions: int) -> jax.Array:
-    """[B, T, n] actions -> [B, T+1, n, k] one-hots of u_{t-1} (zeros at t=0)."""
+def previous_actions_onehot(actions: jax.Array, num_actions: int,
+                            starts: jax.Array | None = None) -> jax.Array:
+    """[B, T, n] actions -> [B, T+1, n, k] one-hots of u_{t-1}: zeros at t=0
+    and, in packed rows, at every episode start (``starts`` [B, T+1])."""
     onehot = jax.nn.one_hot(actions, num_actions, dtype=jnp.float32)
-    return jnp.concatenate([jnp.zeros_like(onehot[:, :1]), onehot], axis=1)
+    previous = jnp.concatenate([jnp.zeros_like(onehot[:, :1]), onehot], axis=1)
+    if starts is not None:
+        previous = jnp.where(starts[..., None, None], 0.0, previous)
+    return previous
 
 
-def unroll(agent: RNNAgent, params, obs: jax.Array, extras: jax.Array) -> jax.Array:
+def unroll(agent: RNNAgent, params, obs: jax.Array, extras: jax.Array,
+           starts: jax.Array | None = None) -> jax.Array:
     """Q-values over whole episodes: obs [B, T, n, ...], extras [B, T, n, D] -> [B, T, n, k].
 
-    The hidden state starts at zero, as at every episode start. Steps after
-    an episode's end are computed too but cannot affect earlier steps.
+    The hidden state starts at zero, as at every episode start, and is reset
+    to zero wherever ``starts`` [B, T] is True (rows holding several packed
+    episodes). Steps after an episode's end are computed too but cannot
+    affect earlier steps.
     """
     hidden0 = jnp.zeros(extras.shape[:1] + extras.shape[2:-1] + (agent.hidden_dim,), jnp.float32)
 
     def step(hidden, xs):
-        hidden, q = agent.apply(params, hidden, *xs)
+        obs_t, extras_t, start_t = xs
+        if start_t is not None:
+            hidden = jnp.where(start_t[:, None, None], 0.0, hidden)
+        hidden, q = agent.apply(params, hidden, obs_t, extras_t)
         return hidden, q
 
-    time_major = lambda x: jnp.swapaxes(x, 0, 1)
-    _, q = jax.lax.scan(step, hidden0, (time_major(obs), time_major(extras)))
+    time_major = lambda x: None if x is None else jnp.swapaxes(x, 0, 1)
+    _, q = jax.lax.scan(step, hidden0, (time_major(obs), time_major(extras), time_major(starts)))
     return time_major(q)

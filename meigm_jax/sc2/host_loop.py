@@ -285,7 +285,7 @@ class _Loop:
 
         from meigm_jax import replay
         from meigm_jax.learner import (build_networks, build_optimisers, init_optimiser_states, init_params,
-                                       make_update)
+                                       make_step)
         from meigm_jax.rollout import make_act
         from meigm_jax.trainer import check_fits, empty_episode
         from meigm_jax.types import TargetParams
@@ -297,7 +297,7 @@ class _Loop:
         self.cfg, self.spec, self.pool, self.run_dir, self.say = cfg, spec, pool, run_dir, say
         self.nets = nets = build_networks(cfg, spec)
         opts = build_optimisers(cfg)
-        update = make_update(cfg, nets, spec, opts)
+        update = make_step(cfg, nets, spec, opts)
         # Seed 0 of the JAX path's seed_keys.
         key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), 0)
         self.key, init_key = jax.random.split(key)
@@ -440,7 +440,7 @@ class _Loop:
                     alpha=float(jax.numpy.exp(self.params.log_alpha)) if cfg.is_soft else 0.0,
                     policy_entropy=totals["entropy"] / max(totals["steps"], 1),
                     epsilon=0.0 if cfg.is_soft else self.epsilon(),
-                    q_tot=loss.get("q_tot", nan),
+                    q_tot=loss.get("q_tot", nan), learner_rows=loss.get("rows", nan),
                     misalignment_gap=test["misalignment_gap"],
                     misalignment_gap_expected=test["misalignment_gap_expected"],
                     shaping_weight=0.0, test_shaped_return=0.0, train_shaped_return=0.0,

@@ -244,6 +244,14 @@ def all_seeds(flag: jax.Array) -> jax.Array:
         return flag
 
 
+def any_seed(flag: jax.Array) -> jax.Array:
+    """``flag`` for some seed of the sweep (itself outside a named seed vmap)."""
+    try:
+        return jax.lax.pmax(flag.astype(jnp.int32), SEEDS_AXIS).astype(bool)
+    except NameError:
+        return flag
+
+
 def make_step(cfg: TrainConfig, nets: Networks, spec: EnvSpec, opts: Optimisers):
     """One gradient step on a padded batch, computed packed when it fits.
 

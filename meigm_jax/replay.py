@@ -14,12 +14,20 @@ def init(example: Episodes, capacity: int) -> ReplayState:
     return ReplayState(data=data, insert_pos=jnp.zeros((), jnp.int32), size=jnp.zeros((), jnp.int32))
 
 
-def add(state: ReplayState, episodes: Episodes) -> ReplayState:
-    """Write a batch of episodes [E, ...], overwriting the oldest when full."""
+def add(state: ReplayState, episodes: Episodes, keep: jax.Array | bool = True) -> ReplayState:
+    """Write a batch of episodes [E, ...], overwriting the oldest when full.
+
+    ``keep`` False leaves the buffer as it was (a seed whose chunk is done
+    while others' go on), by dropping the writes rather than selecting
+    between two whole buffers, which would copy the replay.
+    """
     capacity = state.data.reward.shape[0]
     count = episodes.reward.shape[0]
     slots = (state.insert_pos + jnp.arange(count)) % capacity
-    data = jax.tree.map(lambda buf, new: buf.at[slots].set(new.astype(buf.dtype)), state.data, episodes)
+    slots = jnp.where(keep, slots, capacity)  # out of bounds: dropped
+    data = jax.tree.map(lambda buf, new: buf.at[slots].set(new.astype(buf.dtype), mode="drop"),
+                        state.data, episodes)
+    count = jnp.where(keep, count, 0)
     return ReplayState(
         data=data,
         insert_pos=(state.insert_pos + count) % capacity,

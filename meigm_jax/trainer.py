@@ -1,11 +1,14 @@
 """``make_train(config)``: the whole training run as pure, jittable functions.
 
     trainer = make_train(cfg)
-    state, metrics = jax.jit(jax.vmap(trainer.train))(seed_keys)
+    state, metrics = jax.jit(jax.vmap(trainer.train, axis_name=SEEDS_AXIS))(seed_keys)
 
 ``train(key)`` runs ``num_chunks`` chunks in a ``lax.scan``; a chunk
 collects episodes and takes gradient steps (a ``lax.while_loop``) until the
 seed has seen the next ``test_interval`` env steps, then evaluates greedily.
+Naming the seed axis (``learner.SEEDS_AXIS``, as ``meigm_jax.program`` does)
+lets the seeds share loop conditions and the learner's layout; without it
+the program computes the same numbers, more slowly.
 The CLI calls the same ``init`` and ``chunk`` one chunk at a time, so it can
 log between compiled chunks; nothing else returns to Python.
 """
@@ -29,6 +32,7 @@ from meigm_jax.learner import (
     build_optimisers,
     init_optimiser_states,
     init_params,
+    any_seed,
     make_step,
 )
 from meigm_jax.policy import epsilon_schedule
@@ -187,17 +191,20 @@ def make_train(cfg: TrainConfig, env: MarlEnv | None = None) -> Trainer:
         carry = (state.params, state.target, state.opt_states, zero_losses, first_nonfinite)
         return jax.lax.fori_loop(0, n_updates, body, carry)
 
-    def rollout_and_learn(state: TrainState, totals: _ChunkTotals):
+    def rollout_and_learn(state: TrainState, totals: _ChunkTotals, active: jax.Array):
+        """One rollout and its gradient steps; a seed that is not ``active``
+        (its chunk is done while other seeds' go on) comes out unchanged."""
+        old_state, old_totals = state, totals
         key, rollout_key, learn_key = jax.random.split(state.key, 3)
         act = make_act(nets, state.params, train_mode, epsilon(state))
         result = rollout(env, act, cfg.hidden_dim, cfg.num_envs, rollout_key, record=True,
                          bootstrap_timeout=cfg.env.bootstrap_timeout,
                          shaping_weight=reward_shaping(state))
-        buffer = replay.add(state.replay, result.episodes)
+        buffer = replay.add(state.replay, result.episodes, keep=active)
         c = state.counters
         episodes = c.episodes + cfg.num_envs
         n_updates = updates_due(c.episodes, episodes, cfg.batch_size_run)
-        n_updates = jnp.where(replay.can_sample(buffer, cfg.batch_size), n_updates, 0)
+        n_updates = jnp.where(replay.can_sample(buffer, cfg.batch_size) & active, n_updates, 0)
         state = state._replace(replay=buffer)
         params, target, opt_states, loss_sums, first_bad = learn(state, n_updates, learn_key,
                                                                  totals.first_nonfinite)
@@ -220,7 +227,10 @@ def make_train(cfg: TrainConfig, env: MarlEnv | None = None) -> Trainer:
             losses=jax.tree.map(jnp.add, totals.losses, loss_sums),
             first_nonfinite=first_bad,
         )
-        return state, totals
+        # Select the small parts only: a select over the replay would copy it.
+        keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(active, a, b), new, old)
+        state = keep(state._replace(replay=None), old_state._replace(replay=None))._replace(replay=buffer)
+        return state, keep(totals, old_totals)
 
     def evaluate(params, key):
         """Greedy decentralised episodes; soft algorithms also measure the misalignment gaps."""
@@ -234,9 +244,15 @@ def make_train(cfg: TrainConfig, env: MarlEnv | None = None) -> Trainer:
             entropy_sum=jnp.zeros(()), updates=jnp.zeros((), jnp.int32), losses=zero_losses,
             first_nonfinite=jnp.full((), -1, jnp.int32),
         )
+        # The loop runs while any seed of the sweep still has env steps to
+        # take (learner.any_seed over the named seed vmap), so its condition
+        # is one value and vmap adds no select over the whole carry, which
+        # would copy every seed's replay at every rollout; seeds that are
+        # done sit the remaining rollouts out unchanged.
+        active = lambda state: state.counters.env_steps < until
         state, totals = jax.lax.while_loop(
-            lambda carry: carry[0].counters.env_steps < until,
-            lambda carry: rollout_and_learn(*carry),
+            lambda carry: any_seed(active(carry[0])),
+            lambda carry: rollout_and_learn(*carry, active(carry[0])),
             (state, totals),
         )
         key, eval_key = jax.random.split(state.key)

@@ -6,6 +6,7 @@ import pytest
 
 from meigm_jax.analysis import first_step_joint_values
 from meigm_jax.cli_config import load
+from meigm_jax.learner import SEEDS_AXIS
 from meigm_jax.trainer import make_train, seed_keys
 
 NUM_SEEDS = 10
@@ -15,7 +16,7 @@ def _train(alg: str, overrides: tuple[str, ...] = ()):
     cfg = load([f"alg={alg}", *overrides, "+env=matrix_game", f"num_seeds={NUM_SEEDS}",
                 "total_timesteps=10000"])
     trainer = make_train(cfg)
-    state, metrics = jax.jit(jax.vmap(trainer.train))(seed_keys(cfg))
+    state, metrics = jax.jit(jax.vmap(trainer.train, axis_name=SEEDS_AXIS))(seed_keys(cfg))
     _, observation = trainer.env.reset(jax.random.PRNGKey(0))
     values = jax.vmap(lambda p: first_step_joint_values(trainer.nets, p, observation, cfg.is_soft))(
         state.params)

@@ -54,3 +54,32 @@ def test_smax_tiny_run_is_finite_and_reproducible(smax_program):
     # The replay holds real episodes: stored steps are marked filled.
     assert np.all(np.asarray(state.replay.size) == trainer.config.buffer_size)
     assert np.all(np.asarray(state.replay.data.filled[:, :, 0]))
+
+
+
+def test_a_seed_does_not_depend_on_the_other_seeds_of_its_sweep(smax_program):
+    """Seeds share loop conditions and the learner's layout choice, never
+    numbers: each seed beside the other is the same run as beside itself,
+    although one of them sits out rollouts the other still takes."""
+    trainer, program = smax_program
+    keys = seed_keys(trainer.config)
+
+    def run(pair):
+        state = jax.jit(jax.vmap(trainer.init))(pair)
+        history = []
+        for index in range(trainer.num_chunks):
+            state, metrics = program.chunk(state, jnp.asarray(index, jnp.int32))
+            history.append(jax.tree.map(np.asarray, metrics))
+        return history
+
+    sweep = run(keys)
+    # The premise: the two seeds needed different numbers of rollouts.
+    assert any(m.episodes[0] != m.episodes[1] for m in sweep)
+    for seed in (0, 1):
+        alone = run(jnp.stack([keys[seed], keys[seed]]))
+        for together, by_itself in zip(sweep, alone):
+            for name in ("env_steps", "episodes", "updates"):
+                assert getattr(together, name)[seed] == getattr(by_itself, name)[0], name
+            for name in ("train_return", "test_return", "loss_q", "loss_opt", "alpha", "q_tot"):
+                np.testing.assert_allclose(getattr(together, name)[seed], getattr(by_itself, name)[0],
+                                           rtol=1e-4, atol=1e-6, err_msg=name)

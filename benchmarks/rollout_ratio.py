@@ -6,8 +6,13 @@ For each env and number of envs: raw env steps/s with uniformly random
 available actions, then one recorded rollout (as the trainer runs it) with
 each acting policy: greedy (evaluation: the agent network alone),
 epsilon-greedy (QMIX/QPLEX/VDN) and soft (ME-*: agent network, OPT on the
-global state, masked softmax and a sample). Steps are stepped steps
-(num_envs x episode limit); times are medians over repeats, compile excluded.
+global state, masked softmax and a sample). Times are medians over repeats,
+compile excluded.
+
+The ratio compares stepped env steps (what each call computes): num_envs x
+episode limit for the raw env, num_envs x the rollout's steps for ours (a
+rollout stops when its longest episode ends). "real steps/s" counts only
+steps inside episodes, what training gets.
 """
 
 from __future__ import annotations
@@ -40,17 +45,19 @@ def main(argv=None) -> None:
             env, steps = trainer.env, num_envs * trainer.spec.episode_limit
             raw_s, _ = timed(jax.jit(random_episodes(env, num_envs)), jax.random.PRNGKey(0),
                              repeats=args.repeats)
-            rows.append([name, num_envs, "raw env, random actions", f"{steps / raw_s:,.0f}", "1.00"])
+            raw = steps / raw_s
+            rows.append([name, num_envs, "raw env, random actions", f"{raw:,.0f}", "1.00", "-"])
             params = trainer.init(jax.random.PRNGKey(0)).params
             for mode in ACTING:
-                seconds, _ = timed(jax.jit(policy_episodes(trainer, mode, num_envs)), params,
-                                   jax.random.PRNGKey(1), repeats=args.repeats)
-                rows.append([name, num_envs, f"rollout, {mode} acting", f"{steps / seconds:,.0f}",
-                             f"{raw_s / seconds:.2f}"])
+                run = jax.jit(policy_episodes(trainer, mode, num_envs))
+                seconds, _ = timed(run, params, jax.random.PRNGKey(1), repeats=args.repeats)
+                stepped, real = (int(x) for x in run(params, jax.random.PRNGKey(1)))
+                rows.append([name, num_envs, f"rollout, {mode} acting", f"{stepped / seconds:,.0f}",
+                             f"{stepped / seconds / raw:.2f}", f"{real / seconds:,.0f}"])
     device = jax.devices()[0]
     print(f"{device.platform} ({device.device_kind}), {platform.processor() or platform.machine()}, "
-          f"jax {jax.__version__}; ratio = rollout steps/s / raw env steps/s\n")
-    print_table(["env", "num_envs", "what", "env steps/s", "ratio"], rows)
+          f"jax {jax.__version__}; ratio = rollout stepped steps/s / raw env steps/s\n")
+    print_table(["env", "num_envs", "what", "stepped env steps/s", "ratio", "real steps/s"], rows)
 
 
 if __name__ == "__main__":

@@ -49,13 +49,18 @@ def random_episodes(env, num_envs: int):
 
 def policy_episodes(trainer, mode: str, num_envs: int):
     """A jittable fn(params, key) running one recorded rollout, as the trainer
-    does, with acting policy ``mode`` (epsilon 0.05 for epsilon-greedy)."""
+    does, with acting policy ``mode`` (epsilon 0.05 for epsilon-greedy).
+
+    It returns (stepped, real): env steps computed (num_envs x the rollout's
+    steps, which stop when the longest episode ends) and steps of episodes.
+    """
     from meigm_jax.rollout import make_act, rollout
 
     def run(params, key):
         epsilon = jnp.asarray(0.05) if mode == "epsilon_greedy" else None
         act = make_act(trainer.nets, params, mode, epsilon)
         result = rollout(trainer.env, act, trainer.config.hidden_dim, num_envs, key, record=True)
-        return result.episodes.reward.sum()
+        lengths = result.episodes.filled.sum(-1)
+        return num_envs * lengths.max(), lengths.sum()
 
     return run

@@ -74,8 +74,8 @@ def test_plan_lays_whole_episodes_end_to_end():
 
 
 def test_lane_counts_skip_what_cannot_pack():
-    assert lane_counts(32, 100) == (13, 23)
-    assert lane_counts(128, 100) == (52, 90)
+    assert lane_counts(32, 100) == (13, 16, 23)
+    assert lane_counts(128, 100) == (52, 64, 90)
     assert lane_counts(16, 1) == ()  # the matrix game: one step per episode
     assert lane_counts(1, 100) == ()
 

@@ -33,15 +33,15 @@ on 32 trajectories x 128 steps = 4,096 transitions: 3.91 gradient steps per
 1k env steps and 8 x 4,096 / 2,048 = 16 transitions trained on per env step.
 Ours: 8 gradient steps per rollout of 16 whole episodes (16 L env steps, L
 the mean episode length, at most 100), each on 32 whole episodes = 32 L real
-transitions (computed padded to 100 steps): 8 x 32 L / 16 L = 16 real
-transitions per env step, the same as theirs, but 500 / L gradient steps
-per 1k env steps (more, smaller batches: L < 128). Each of our gradient
-steps computes on 32 x 100 padded steps, so at batch_size_run 2 ours
-computes on 3,200 / L padded transitions per env step against their 16.
-``--batch-size-runs 2,8`` adds rows at batch_size_run 8 (2 gradient steps
-per rollout, 1000 / (8 L) per 1k env steps: about theirs at L ~ 32; 4 real
-transitions per env step). The table reports the measured gradient steps
-per 1k env steps of the timed region.
+transitions: 8 x 32 L / 16 L = 16 real transitions per env step, the same
+as theirs, but 500 / L gradient steps per 1k env steps (more, smaller
+batches: L < 128). Each of our gradient steps computes on 32 rows of 101
+slots, or on 13, 16 or 23 rows when the batch's episodes fit packed end to
+end (meigm_jax.packing). The default ``--batch-size-runs 2,7`` also runs
+batch_size_run 7 (16 / 7 gradient steps per rollout, 1000 / (7 L) per 1k env
+steps: theirs, 3.91, at L ~ 37, SMAX's length under a fresh policy).
+The table reports the measured gradient steps per 1k env steps of the
+timed region.
 
 Timing excludes compilation and the start of training where no gradient
 step is taken (both replays still filling; theirs takes none until its
@@ -157,9 +157,9 @@ def main() -> None:
     parser.add_argument("--jaxmarl-dir", type=Path, required=True,
                         help="a copy of JaxMARL's baselines/QLearning, outside this repository")
     parser.add_argument("--algs", default="me_qmix,qmix", help="our algorithms, comma-separated")
-    parser.add_argument("--batch-size-runs", default="2",
+    parser.add_argument("--batch-size-runs", default="2,7",
                         help="our batch_size_run values, comma-separated (2: their transitions per env "
-                             "step; 8: about their gradient steps per env step at episode length ~33)")
+                             "step; 7: about their gradient steps per env step at episode length ~37)")
     parser.add_argument("--chunk-steps", type=int, default=10_000, help="our env steps per chunk")
     parser.add_argument("--timed-chunks", type=int, default=2, help="our chunks timed after chunk 0")
     parser.add_argument("--their-updates", default="34,46",

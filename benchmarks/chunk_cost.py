@@ -16,36 +16,21 @@ from __future__ import annotations
 
 import argparse
 import platform
-import time
 
 import jax
-import jax.numpy as jnp
 
 from meigm_jax.cli_config import load
-from meigm_jax.program import compile_program
-from meigm_jax.trainer import make_train
 from tables import print_table
+from timing import ChunkTiming, timed_chunks
 
 NO_STEPS = 1_000_000  # a batch_size_run no rollout reaches: no gradient step is due
 
 
-def timed_chunks(overrides: list[str], chunk_steps: int, timed: int) -> tuple[int, int, float, float]:
-    cfg = load(["+env=smax_5v5", "alg=me_qmix", "num_seeds=1", "num_envs=16", "batch_size=32",
-                "hidden_dim=64", "mixer_embed=32", "hypernet_embed=64", "test_episodes=16",
-                f"test_interval={chunk_steps}", f"total_timesteps={chunk_steps * (timed + 1)}",
-                *overrides])
-    program = compile_program(make_train(cfg))
-    state, chunk = program.state, program.chunk
-    state, metrics = chunk(state, jnp.asarray(0, jnp.int32))
-    jax.block_until_ready(metrics)
-    steps0, updates0 = int(metrics.env_steps[0]), int(metrics.updates[0])
-    start = time.perf_counter()
-    for index in range(1, timed + 1):
-        state, metrics = chunk(state, jnp.asarray(index, jnp.int32))
-    jax.block_until_ready(metrics)
-    seconds = time.perf_counter() - start
-    return (int(metrics.env_steps[0]) - steps0, int(metrics.updates[0]) - updates0, seconds,
-            float(metrics.learner_rows[0]))
+def chunk_row(overrides: list[str], chunk_steps: int, timed: int) -> ChunkTiming:
+    return timed_chunks(load(["+env=smax_5v5", "alg=me_qmix", "num_seeds=1", "num_envs=16", "batch_size=32",
+                              "hidden_dim=64", "mixer_embed=32", "hypernet_embed=64", "test_episodes=16",
+                              f"test_interval={chunk_steps}", f"total_timesteps={chunk_steps * (timed + 1)}",
+                              *overrides]), timed)
 
 
 def main(argv=None) -> None:
@@ -56,8 +41,10 @@ def main(argv=None) -> None:
     rows = []
     for steps_label, bsr in (("batch_size_run 8", 8), ("no gradient steps", NO_STEPS)):
         for buffer in (5000, 200):
-            steps, updates, seconds, learner_rows = timed_chunks(
-                [f"batch_size_run={bsr}", f"buffer_size={buffer}"], args.chunk_steps, args.timed_chunks)
+            run = chunk_row([f"batch_size_run={bsr}", f"buffer_size={buffer}"], args.chunk_steps,
+                            args.timed_chunks)
+            steps, updates, seconds = run.env_steps, run.updates, run.seconds
+            learner_rows = float(run.metrics.learner_rows[0])
             rows.append([steps_label, buffer, f"{steps:,}", updates, f"{seconds:.2f}",
                          f"{steps / seconds:,.0f}", "-" if updates == 0 else f"{learner_rows:.1f}"])
     device = jax.devices()[0]

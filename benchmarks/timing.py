@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -64,3 +65,34 @@ def policy_episodes(trainer, mode: str, num_envs: int):
         return num_envs * lengths.max(), lengths.sum()
 
     return run
+
+
+class ChunkTiming(NamedTuple):
+    """Seed 0's progress over the timed chunks of a compiled training program."""
+
+    env_steps: int
+    updates: int
+    seconds: float
+    compile_s: float
+    metrics: object  # the last chunk's ChunkMetrics, seeds first
+
+
+def timed_chunks(cfg, timed: int) -> ChunkTiming:
+    """Compile ``cfg``'s training program, run chunk 0 (the replay fills; not
+    timed), then time ``timed`` more chunks."""
+    from meigm_jax.program import compile_program
+    from meigm_jax.trainer import make_train
+
+    start = time.perf_counter()
+    program = compile_program(make_train(cfg))
+    compile_s = time.perf_counter() - start
+    state, metrics = program.chunk(program.state, jnp.asarray(0, jnp.int32))
+    jax.block_until_ready(metrics)
+    steps0, updates0 = int(metrics.env_steps[0]), int(metrics.updates[0])
+    start = time.perf_counter()
+    for index in range(1, timed + 1):
+        state, metrics = program.chunk(state, jnp.asarray(index, jnp.int32))
+    jax.block_until_ready(metrics)
+    seconds = time.perf_counter() - start
+    return ChunkTiming(int(metrics.env_steps[0]) - steps0, int(metrics.updates[0]) - updates0,
+                       seconds, compile_s, metrics)

@@ -66,39 +66,26 @@ import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from tables import print_table
+from timing import timed_chunks
 
 from meigm_jax.cli_config import load
-from meigm_jax.program import compile_program
-from meigm_jax.trainer import make_train
 
 THEIR_STEPS_PER_UPDATE = 16 * 128
 
 
-def ours(alg: str, batch_size_run: int, chunk_steps: int, timed_chunks: int) -> dict:
+def ours(alg: str, batch_size_run: int, chunk_steps: int, timed: int) -> dict:
     cfg = load(["+env=smax_5v5", f"alg={alg}", "num_seeds=1", "num_envs=16", "batch_size=32",
                 f"batch_size_run={batch_size_run}", "hidden_dim=64", "mixer_embed=32", "hypernet_embed=64",
                 "buffer_size=5000", "test_episodes=16", f"test_interval={chunk_steps}",
-                f"total_timesteps={chunk_steps * (timed_chunks + 1)}"])
-    trainer = make_train(cfg)
-    start = time.perf_counter()
-    program = compile_program(trainer)
-    compile_s = time.perf_counter() - start
-    state, chunk = program.state, program.chunk
-    state, metrics = chunk(state, jnp.asarray(0, jnp.int32))  # warm-up: replay filling
-    jax.block_until_ready(metrics)
-    steps0, updates0 = int(metrics.env_steps[0]), int(metrics.updates[0])
-    start = time.perf_counter()
-    for index in range(1, timed_chunks + 1):
-        state, metrics = chunk(state, jnp.asarray(index, jnp.int32))
-    jax.block_until_ready(metrics)
-    seconds = time.perf_counter() - start
-    steps, updates = int(metrics.env_steps[0]) - steps0, int(metrics.updates[0]) - updates0
+                f"total_timesteps={chunk_steps * (timed + 1)}"])
+    run = timed_chunks(cfg, timed)
+    steps, updates, compile_s, metrics = run.env_steps, run.updates, run.compile_s, run.metrics
     episodes = int(metrics.episodes[0])
     return {"impl": f"meigm_jax (ours), batch_size_run {batch_size_run}", "alg": alg, "steps": steps,
-                "updates": updates, "seconds": seconds, "compile_s": compile_s, "note": f"mean episode length {int(metrics.env_steps[0]) / episodes:.1f}"}
+            "updates": updates, "seconds": run.seconds, "compile_s": compile_s,
+            "note": f"mean episode length {int(metrics.env_steps[0]) / episodes:.1f}"}
 
 
 def load_theirs(jaxmarl_dir: Path):

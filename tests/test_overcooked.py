@@ -64,6 +64,16 @@ def test_layout_rolls_out_with_uint8_grids_and_derived_state(layout):
     assert float(result.stats.length_sum) == 2 * T
 
 
+def test_acting_state_is_the_state_the_learner_derives():
+    """The OPT acts on the env's state and learns on the state derived from
+    stored observations: they must be the same numbers."""
+    env = make_env("overcooked_cramped_room")
+    _, observation = jax.vmap(env.reset)(jax.random.split(jax.random.PRNGKey(3), 2))
+    derived = global_state(observation.obs, jnp.zeros((2, 0)))
+    assert observation.state.dtype == jnp.float32
+    np.testing.assert_array_equal(np.asarray(observation.state), np.asarray(derived))
+
+
 def test_shaped_reward_enters_training_reward_by_its_weight():
     key = jax.random.PRNGKey(7)
     _, shaped = _episodes("cramped_room", num_envs=16, weight=1.0, key=key)

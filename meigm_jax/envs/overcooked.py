@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from meigm_jax.envs import OVERCOOKED_LAYOUTS
-from meigm_jax.envs.base import EnvSpec, global_state
+from meigm_jax.envs.base import EnvSpec
 from meigm_jax.types import Observation, StepOutcome
 
 SOUP_REWARD = 20.0  # jaxmarl's delivery reward: soups per episode = sparse return / 20
@@ -56,10 +56,14 @@ class OvercookedEnv:
         )
 
     def _observe(self, obs: dict) -> Observation:
-        stacked = jnp.stack([obs[a] for a in self._agents]).astype(jnp.uint8)
+        grids = [obs[a].astype(jnp.uint8) for a in self._agents]
         n, k = self.spec.num_agents, self.spec.num_actions
-        return Observation(obs=stacked, state=global_state(stacked, jnp.zeros((0,))),
-                           avail=jnp.ones((n, k), bool))
+        # The state is built from each agent's grid, not from the stacked
+        # array: stacked under vmap, the grids get an agent-major layout whose
+        # transposing copy to [E, state_dim] float32 made soft acting about
+        # 10% slower at 16 envs on CPU. Same values as ``global_state``.
+        state = jnp.concatenate([g.reshape(-1) for g in grids]).astype(jnp.float32)
+        return Observation(obs=jnp.stack(grids), state=state, avail=jnp.ones((n, k), bool))
 
     def reset(self, key: jax.Array):
         obs, state = self._env.reset(key)

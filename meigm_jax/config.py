@@ -30,6 +30,7 @@ OPT_LAYERS = (1, 2)
 TORSOS = ("mlp", "cnn")
 WANDB_MODES = ("offline", "online", "disabled")
 REPLAY_FLOAT_DTYPES = ("float32", "float16", "bfloat16")
+SEED_LOOPS = ("vmap", "sequential")
 
 # Named algorithms: (mixer, policy head, opt kind). Baselines have no OPT.
 ALG_PRESETS: dict[str, tuple[str, str, str]] = {
@@ -133,6 +134,13 @@ class TrainConfig:
 
     seed: int = 0
     num_seeds: int = 1
+    # How a device runs its block of seeds in a training chunk. vmap: all at
+    # once, the right choice on an accelerator; the seeds then share loop
+    # conditions and one packed learner layout (the one the seed with the
+    # longest episodes needs). sequential: one after another
+    # (meigm_jax.program), each with its own layout and early stop; faster
+    # where vmapped seeds have no idle cores to fill (a small CPU; README).
+    seed_loop: str = "vmap"
     # Parallel environments per rollout; each rollout collects one whole
     # episode per environment.
     num_envs: int = 4
@@ -278,6 +286,7 @@ def _check_range(cfg: TrainConfig) -> None:
              f"none (alg {cfg.alg.name} is epsilon-greedy and has no policy head)")
     need(cfg.replay_float_dtype in REPLAY_FLOAT_DTYPES, "replay_float_dtype", cfg.replay_float_dtype,
          ", ".join(REPLAY_FLOAT_DTYPES))
+    need(cfg.seed_loop in SEED_LOOPS, "seed_loop", cfg.seed_loop, ", ".join(SEED_LOOPS))
     need(cfg.agent.torso in TORSOS, "agent.torso", cfg.agent.torso, ", ".join(TORSOS))
     need(cfg.agent.cnn_channels > 0, "agent.cnn_channels", cfg.agent.cnn_channels, "an integer > 0")
     need(cfg.wandb.mode in WANDB_MODES, "wandb.mode", cfg.wandb.mode, ", ".join(WANDB_MODES))

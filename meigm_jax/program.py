@@ -6,7 +6,8 @@ never talk to each other (a device's chunk ``while_loop`` stops when its own
 seeds are done, not in lockstep with the others). Within a device, the
 seeds agree on one learner layout per gradient step (packed or padded rows,
 meigm_jax.packing), which changes how a step is computed but not what it
-computes.
+computes. With ``seed_loop=sequential`` a device's seeds instead take turns
+through the chunk (``seeds_in_turn``), each choosing its own layout.
 
 Multi-host: after ``jax.distributed.initialize()`` the mesh spans every
 process's devices; all processes build the same seed keys and run the same
@@ -18,6 +19,7 @@ from __future__ import annotations
 from typing import Callable, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
@@ -41,10 +43,39 @@ def seed_mesh(num_seeds: int, devices: list | None = None) -> Mesh:
     return Mesh(np.asarray(devices[:count]), (SEED_AXIS,))
 
 
-def over_seeds(fn: Callable, mesh: Mesh, in_specs, out_specs, in_axes=0) -> Callable:
-    """``fn`` of one seed -> a function of all seeds, each device running its block."""
-    return jax.shard_map(jax.vmap(fn, in_axes=in_axes, axis_name=SEEDS_AXIS), mesh=mesh, in_specs=in_specs,
-                         out_specs=out_specs, check_vma=False)
+def on_devices(block_fn: Callable, mesh: Mesh, in_specs, out_specs) -> Callable:
+    """``block_fn`` of a block of seeds -> a function of all seeds, one block per device."""
+    return jax.shard_map(block_fn, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False)
+
+
+def seeds_in_turn(chunk: Callable) -> Callable:
+    """``chunk(state, index) -> (state, metrics)`` of one seed -> the same of a
+    block of seeds [S, ...], run one seed after another.
+
+    Without a named seed axis every seed stops its own rollouts and chunk
+    loop and picks its own packed layout. Each seed's state is copied out of
+    the block and written back in place, so the block's memory grows by
+    about one seed's state, not by a second copy of the block.
+    """
+
+    def run(states, index):
+        def one(i, states):
+            state = jax.tree.map(lambda x: jax.lax.dynamic_index_in_dim(x, i, keepdims=False), states)
+            return chunk(state, index)
+
+        _, metrics_shape = jax.eval_shape(lambda s: one(0, s), states)
+        count = jax.tree.leaves(states)[0].shape[0]
+        metrics = jax.tree.map(lambda m: jnp.zeros((count,) + m.shape, m.dtype), metrics_shape)
+
+        def body(i, carry):
+            states, metrics = carry
+            state, seed_metrics = one(i, states)
+            put = lambda block, x: jax.lax.dynamic_update_index_in_dim(block, x, i, 0)
+            return jax.tree.map(put, states, state), jax.tree.map(put, metrics, seed_metrics)
+
+        return jax.lax.fori_loop(0, count, body, (states, metrics))
+
+    return run
 
 
 def compile_program(trainer: Trainer, devices: list | None = None,
@@ -58,13 +89,14 @@ def compile_program(trainer: Trainer, devices: list | None = None,
     keys = seed_keys(cfg) if keys is None else keys
     mesh = seed_mesh(keys.shape[0], devices)
     keys = jax.device_put(keys, NamedSharding(mesh, P(SEED_AXIS)))
-    init = jax.jit(over_seeds(trainer.init, mesh, P(SEED_AXIS), P(SEED_AXIS)))
+    init = jax.jit(on_devices(jax.vmap(trainer.init, axis_name=SEEDS_AXIS), mesh, P(SEED_AXIS), P(SEED_AXIS)))
     state = init(keys)
-    chunk = jax.jit(
-        over_seeds(trainer.chunk, mesh, (P(SEED_AXIS), P()), (P(SEED_AXIS), P(SEED_AXIS)),
-                   in_axes=(0, None)),
-        donate_argnums=0,
-    )
+    if cfg.seed_loop == "sequential":
+        block_chunk = seeds_in_turn(trainer.chunk)
+    else:
+        block_chunk = jax.vmap(trainer.chunk, in_axes=(0, None), axis_name=SEEDS_AXIS)
+    chunk = jax.jit(on_devices(block_chunk, mesh, (P(SEED_AXIS), P()), (P(SEED_AXIS), P(SEED_AXIS))),
+                    donate_argnums=0)
     index = jax.ShapeDtypeStruct((), np.int32)
     return SeedProgram(mesh=mesh, state=state, chunk=chunk.lower(state, index).compile())
 

@@ -27,6 +27,7 @@ BAD_INPUTS = [
     (["alg=qmix", "opt.kind=opt"], "opt.kind"),
     (["env=smax_5v5"], "+env=smax_5v5"),
     (["gamma=abc"], "gamma"),
+    (["seed_loop=pmap"], "seed_loop"),
 ]
 
 

@@ -83,3 +83,19 @@ def test_a_seed_does_not_depend_on_the_other_seeds_of_its_sweep(smax_program):
             for name in ("train_return", "test_return", "loss_q", "loss_opt", "alpha", "q_tot"):
                 np.testing.assert_allclose(getattr(together, name)[seed], getattr(by_itself, name)[0],
                                            rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+def test_sequential_seeds_are_the_same_runs_as_vmapped_seeds(smax_program):
+    """seed_loop=sequential runs a device's seeds one after another, each with
+    its own loop conditions and packed layout: the same runs, to float
+    tolerance, as the vmapped sweep."""
+    trainer, program = smax_program
+    sequential = make_train(load(SMAX_TINY + ["seed_loop=sequential"]))
+    _, vmapped_history = _train_all_chunks(trainer, program.chunk)
+    _, sequential_history = _train_all_chunks(sequential, compile_program(sequential).chunk)
+    for a, b in zip(vmapped_history, sequential_history):
+        for name in ("env_steps", "episodes", "updates"):
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+        for name in ("train_return", "test_return", "loss_q", "loss_opt", "alpha", "q_tot"):
+            np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-4, atol=1e-6,
+                                       err_msg=name)

@@ -4,7 +4,7 @@
                                  [--seed-loops vmap sequential]
 
 Each row compiles the training chunk (rollouts + replay + gradient steps +
-greedy evaluation, all seeds vmapped) and times one chunk of about
+greedy evaluation, for all seeds) and times one chunk of about
 ``--steps-per-env`` episodes per env after compiling. The paper's replay
 ratio is kept (num_envs / batch_size_run gradient steps per rollout); the
 batch is smaller than the paper's 128 episodes (``--batch-size``) so that the
@@ -18,15 +18,12 @@ from __future__ import annotations
 
 import argparse
 import platform
-import time
 
 import jax
-import numpy as np
 from tables import print_table
+from timing import timed_chunks
 
 from meigm_jax.cli_config import load
-from meigm_jax.program import compile_program, to_host
-from meigm_jax.trainer import make_train
 
 
 def measure(env: str, num_envs: int, num_seeds: int, batch_size: int, episodes_per_env: int,
@@ -36,24 +33,11 @@ def measure(env: str, num_envs: int, num_seeds: int, batch_size: int, episodes_p
                 f"batch_size={batch_size}", f"buffer_size={max(4 * num_envs, 2 * batch_size)}",
                 f"total_timesteps={2 * steps}", f"test_interval={steps}", "test_episodes=8",
                 "wandb.mode=disabled", f"seed_loop={seed_loop}"])
-    trainer = make_train(cfg)
-    start = time.perf_counter()
-    program = compile_program(trainer)
-    compile_s = time.perf_counter() - start
     # The first chunk fills the replay; the second is the steady state timed.
-    state, _ = program.chunk(program.state, np.int32(0))
-    first = to_host(state.counters)
-    start = time.perf_counter()
-    state, metrics = program.chunk(state, np.int32(1))
-    metrics = to_host(metrics)
-    seconds = time.perf_counter() - start
-    env_steps = int(np.sum(metrics.env_steps - first.env_steps))
-    updates = int(np.sum(metrics.updates - first.updates))
-    memory = program.chunk.memory_analysis()
-    peak = memory.argument_size_in_bytes + memory.output_size_in_bytes + memory.temp_size_in_bytes \
-        - memory.alias_size_in_bytes
-    return dict(num_envs=num_envs, num_seeds=num_seeds, compile_s=compile_s, seconds=seconds,
-                sps=env_steps / seconds, ups=updates / seconds, mib=peak / 2**20)
+    run = timed_chunks(cfg, 1)
+    return dict(num_envs=num_envs, num_seeds=num_seeds, compile_s=run.compile_s, seconds=run.seconds,
+                sps=run.env_steps / run.seconds, ups=run.updates / run.seconds,
+                mib=run.chunk_bytes / 2**20)
 
 
 def main() -> None:

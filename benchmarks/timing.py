@@ -68,31 +68,36 @@ def policy_episodes(trainer, mode: str, num_envs: int):
 
 
 class ChunkTiming(NamedTuple):
-    """Seed 0's progress over the timed chunks of a compiled training program."""
+    """Progress of all seeds together over the timed chunks of a compiled training program."""
 
     env_steps: int
     updates: int
     seconds: float
     compile_s: float
     metrics: object  # the last chunk's ChunkMetrics, seeds first
+    chunk_bytes: int  # device memory XLA plans for the compiled chunk (donated state counted once)
 
 
 def timed_chunks(cfg, timed: int) -> ChunkTiming:
     """Compile ``cfg``'s training program, run chunk 0 (the replay fills; not
     timed), then time ``timed`` more chunks."""
-    from meigm_jax.program import compile_program
+    from meigm_jax.program import compile_program, to_host
     from meigm_jax.trainer import make_train
 
     start = time.perf_counter()
     program = compile_program(make_train(cfg))
     compile_s = time.perf_counter() - start
     state, metrics = program.chunk(program.state, jnp.asarray(0, jnp.int32))
-    jax.block_until_ready(metrics)
-    steps0, updates0 = int(metrics.env_steps[0]), int(metrics.updates[0])
+    first = to_host(metrics)
     start = time.perf_counter()
     for index in range(1, timed + 1):
         state, metrics = program.chunk(state, jnp.asarray(index, jnp.int32))
     jax.block_until_ready(metrics)
     seconds = time.perf_counter() - start
-    return ChunkTiming(int(metrics.env_steps[0]) - steps0, int(metrics.updates[0]) - updates0,
-                       seconds, compile_s, metrics)
+    metrics = to_host(metrics)
+    memory = program.chunk.memory_analysis()
+    chunk_bytes = (memory.argument_size_in_bytes + memory.output_size_in_bytes
+                   + memory.temp_size_in_bytes - memory.alias_size_in_bytes)
+    return ChunkTiming(int((metrics.env_steps - first.env_steps).sum()),
+                       int((metrics.updates - first.updates).sum()), seconds, compile_s, metrics,
+                       chunk_bytes)

@@ -9,11 +9,17 @@ saved as ``ablation.md`` and ``ablation.csv``. ``preset=paper`` (default)
 keeps the environment's paper-scale settings; ``preset=cpu`` is a small run
 that finishes on a 2-core machine (not converged). Other ``key=value``
 overrides apply to every variant.
+
+``from_runs=true`` trains nothing: it tabulates the run directories already
+under ``out`` (runs cut short by a time limit, or run apart, e.g. one
+process or machine per variant), at the last evaluation that every variant
+reached, so that the rows compare equal numbers of env steps.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import sys
 import time
 from pathlib import Path
@@ -35,10 +41,15 @@ PRESETS = {
 }
 
 
-def parse(argv: list[str]) -> tuple[str, Path | None, list[str]]:
-    preset, out, rest = "paper", None, []
+def parse(argv: list[str]) -> tuple[str, Path | None, bool, list[str]]:
+    preset, out, from_runs, rest = "paper", None, False, []
     for arg in argv:
-        if arg.startswith("preset="):
+        if arg.startswith("from_runs="):
+            value = arg.split("=", 1)[1].lower()
+            if value not in ("true", "false"):
+                raise ConfigError(f"config error: from_runs={value!r} is not allowed; allowed: true, false")
+            from_runs = value == "true"
+        elif arg.startswith("preset="):
             preset = arg.split("=", 1)[1]
             if preset not in PRESETS:
                 raise ConfigError(f"config error: preset={preset!r} is not allowed; allowed: "
@@ -49,7 +60,9 @@ def parse(argv: list[str]) -> tuple[str, Path | None, list[str]]:
             rest.append(arg)
     if any(a.split("=", 1)[0] in ("alg", "+alg") for a in rest):
         raise ConfigError("config error: alg is chosen by the ablation itself; allowed: no alg= override")
-    return preset, out, rest
+    if from_runs and out is None:
+        raise ConfigError("config error: from_runs=true needs out=DIR, the directory holding the variants' runs")
+    return preset, out, from_runs, rest
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -64,7 +77,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        preset, out, overrides = parse(argv)
+        preset, out, from_runs, overrides = parse(argv)
         overrides = with_default_env(overrides)
         # Validate every variant before anything is compiled.
         configs = [(name, load([f"alg={alg}", *PRESETS[preset], *overrides])) for name, alg in VARIANTS]
@@ -72,18 +85,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
         exit_bad_input(str(exc))
     env_name = configs[0][1].env.name
     out = out or Path("outputs") / "ablation" / f"{env_name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    rows = []
-    for name, cfg in configs:
-        print(f"\n=== {name} ({cfg.alg.name}) ===", flush=True)
-        records = run(cfg, out / cfg.alg.name)
-        final = records[-cfg.num_seeds:]
-        row = {"variant": name, "alg": cfg.alg.name, "seeds": cfg.num_seeds,
-               "env_steps": min(r["env_steps"] for r in final)}
-        for key in ("test_win_rate", "test_return", "misalignment_gap"):
-            values = [r.get(key) for r in final]
-            if all(v is not None for v in values):
-                row[key], row[key + "_std"] = _mean_std(values)
-        rows.append(row)
+    if from_runs:
+        rows = rows_from_runs(out, [(name, cfg.alg.name) for name, cfg in configs])
+    else:
+        rows = []
+        for name, cfg in configs:
+            print(f"\n=== {name} ({cfg.alg.name}) ===", flush=True)
+            records = run(cfg, out / cfg.alg.name)
+            rows.append(table_row(name, cfg.alg.name, records[-cfg.num_seeds:]))
     table = markdown_table(env_name, rows)
     print("\n" + table)
     (out / "ablation.md").write_text(table + "\n")
@@ -93,6 +102,38 @@ def main(argv: list[str] | None = None) -> list[dict]:
         writer.writerows(rows)
     print(f"saved {out / 'ablation.md'} and {out / 'ablation.csv'}")
     return rows
+
+
+def table_row(name: str, alg: str, final: list[dict]) -> dict:
+    """One variant's row: mean and std over its seeds' records of one evaluation."""
+    row = {"variant": name, "alg": alg, "seeds": len(final), "env_steps": min(r["env_steps"] for r in final)}
+    for key in ("test_win_rate", "test_return", "misalignment_gap"):
+        values = [r.get(key) for r in final]
+        if all(v is not None for v in values):
+            row[key], row[key + "_std"] = _mean_std(values)
+    return row
+
+
+def rows_from_runs(out: Path, variants: list[tuple[str, str]]) -> list[dict]:
+    """Rows from the runs under ``out``, at the last evaluation all variants reached.
+
+    metrics.jsonl holds one record per seed per evaluation, seeds in turn, so
+    evaluation k of a run is its k-th block of num_seeds records.
+    """
+    runs = {}
+    for _, alg in variants:
+        path = out / alg / "metrics.jsonl"
+        if not path.exists():
+            exit_bad_input(f"config error: from_runs=true but {path} does not exist; allowed: an out=DIR "
+                           f"holding a run of every variant ({', '.join(a for _, a in variants)})")
+        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        num_seeds = len({r["seed_index"] for r in records})
+        runs[alg] = [records[i:i + num_seeds] for i in range(0, len(records) - num_seeds + 1, num_seeds)]
+    common = min(len(evals) for evals in runs.values())
+    if common == 0:
+        exit_bad_input(f"config error: from_runs=true but a run under {out} has no evaluation yet")
+    print(f"tabulating evaluation {common} of each run (the last one every variant reached)")
+    return [table_row(name, alg, runs[alg][common - 1]) for name, alg in variants]
 
 
 def _column_order(key: str) -> tuple:

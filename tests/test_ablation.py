@@ -1,6 +1,7 @@
 """The ablation runner tabulates all four variants of paper Tables 3 and 4."""
 
 import csv
+import json
 import math
 
 import pytest
@@ -27,8 +28,20 @@ def test_ablation_table_on_the_matrix_game(tmp_path):
     for _, alg in VARIANTS:
         assert (tmp_path / alg / "metrics.jsonl").exists()
 
+    # from_runs=true re-tabulates the finished runs without training: same rows.
+    assert main(["+env=matrix_game", "preset=cpu", f"out={tmp_path}", "from_runs=true"]) == rows
+    # A run cut short after its first evaluation: every row is taken there.
+    cut = tmp_path / VARIANTS[2][1] / "metrics.jsonl"
+    lines = cut.read_text().splitlines()
+    cut.write_text("\n".join(lines[:2]) + "\n")  # 2 seeds x 1 evaluation
+    first = [json.loads(line) for line in lines[:2]]
+    cut_rows = main(["+env=matrix_game", "preset=cpu", f"out={tmp_path}", "from_runs=true"])
+    assert all(300 <= r["env_steps"] < 600 and r["seeds"] == 2 for r in cut_rows)
+    assert cut_rows[2]["test_return"] == pytest.approx(sum(r["test_return"] for r in first) / 2)
 
-@pytest.mark.parametrize("args", [["preset=huge"], ["alg=qmix"], ["opt.layers=3"]])
+
+@pytest.mark.parametrize("args", [["preset=huge"], ["alg=qmix"], ["opt.layers=3"],
+                                  ["from_runs=true"], ["from_runs=maybe"]])
 def test_ablation_bad_input(args, capsys, tmp_path):
     with pytest.raises(SystemExit) as exc:
         main(args + [f"out={tmp_path}"])

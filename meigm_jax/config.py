@@ -77,6 +77,12 @@ class EnvConfig:
     # Envs with a shaped reward (Overcooked): its weight falls linearly from
     # 1 to 0 over this many env steps (JaxMARL's 2.5M); 0 trains without it.
     reward_shaping_horizon: int = 2_500_000
+    # Agents learn from reward_scale x the env's reward; logged returns stay
+    # in the env's units. None: the family's (paper_reward_scale): 10 on
+    # SMAX, whose returns are at most 2 where SMACv2's are 20, the scale the
+    # paper's hyperparameters were set at (JaxMARL's QMIX scales SMAX by 10
+    # too); 1 elsewhere.
+    reward_scale: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -200,6 +206,14 @@ def paper_td_lambda(mixer: str, env_name: str) -> float:
     return _TD_LAMBDA_QMIX.get(env_family(env_name), 0.4)
 
 
+# SMAX pays at most 1 of damage reward and 1 for a win per episode.
+_REWARD_SCALE = {"smax": 10.0}
+
+
+def paper_reward_scale(env_name: str) -> float:
+    return _REWARD_SCALE.get(env_family(env_name), 1.0)
+
+
 def paper_batch_size_run(mixer: str) -> int:
     return 8 if mixer == "qplex" else 4
 
@@ -308,6 +322,9 @@ def _check_range(cfg: TrainConfig) -> None:
     need(cfg.opt.min_slope > 0, "opt.min_slope", cfg.opt.min_slope, "a number > 0")
     for key in ("lr", "opt_lr", "alpha_lr", "init_alpha", "grad_clip"):
         need(getattr(cfg, key) > 0, key, getattr(cfg, key), "a number > 0")
+    if cfg.env.reward_scale is not None:
+        need(cfg.env.reward_scale > 0, "env.reward_scale", cfg.env.reward_scale,
+             "a number > 0 (null: the env family's)")
     if cfg.td_lambda is not None:
         need(0.0 <= cfg.td_lambda <= 1.0, "td_lambda", cfg.td_lambda, "a number in [0, 1]")
     need(0.0 <= cfg.gamma <= 1.0, "gamma", cfg.gamma, "a number in [0, 1]")
@@ -329,8 +346,8 @@ def from_dict(data: Mapping[str, Any]) -> TrainConfig:
 
     A named ``alg.name`` fills ``alg.mixer``, ``alg.policy`` and ``opt.kind``
     from its preset where they are not given (the Hydra alg files give all
-    three). ``td_lambda`` and ``batch_size_run`` left null become the paper's
-    values for the mixer and environment.
+    three). ``td_lambda``, ``batch_size_run`` and ``env.reward_scale`` left
+    null become the paper's values for the mixer and environment.
     """
     data = dict(data)
     alg = dict(data.get("alg") or {})
@@ -348,6 +365,9 @@ def from_dict(data: Mapping[str, Any]) -> TrainConfig:
         cfg = dataclasses.replace(cfg, td_lambda=paper_td_lambda(cfg.alg.mixer, cfg.env.name))
     if cfg.batch_size_run is None:
         cfg = dataclasses.replace(cfg, batch_size_run=paper_batch_size_run(cfg.alg.mixer))
+    if cfg.env.reward_scale is None:
+        cfg = dataclasses.replace(cfg, env=dataclasses.replace(
+            cfg.env, reward_scale=paper_reward_scale(cfg.env.name)))
     return cfg
 
 

@@ -28,6 +28,7 @@ BAD_INPUTS = [
     (["env=smax_5v5"], "+env=smax_5v5"),
     (["gamma=abc"], "gamma"),
     (["seed_loop=pmap"], "seed_loop"),
+    (["env.reward_scale=0"], "env.reward_scale"),
 ]
 
 

@@ -99,3 +99,58 @@ def test_sequential_seeds_are_the_same_runs_as_vmapped_seeds(smax_program):
         for name in ("train_return", "test_return", "loss_q", "loss_opt", "alpha", "q_tot"):
             np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-4, atol=1e-6,
                                        err_msg=name)
+
+
+def test_smax_learns_from_ten_times_its_reward_and_reports_its_own():
+    """SMAX returns are at most 2 where SMACv2's are 20: the learner's reward
+    is scaled (by default 10 on SMAX, 1 elsewhere); logged returns are not."""
+    from meigm_jax.envs import make_env
+    from meigm_jax.learner import build_networks, init_params
+    from meigm_jax.rollout import make_act, rollout
+
+    cfg = load(SMAX_TINY + ["hidden_dim=8", "mixer_embed=4", "hypernet_embed=8", "init_alpha=100"])
+    assert cfg.env.reward_scale == 10.0
+    assert load(["+env=matrix_game"]).env.reward_scale == 1.0
+    assert load(["+env=overcooked_cramped_room"]).env.reward_scale == 1.0
+    assert load(SMAX_TINY + ["env.reward_scale=1"]).env.reward_scale == 1.0
+    env = make_env(cfg.env.name)
+    nets = build_networks(cfg, env.spec)
+    params = init_params(nets, cfg, env.spec, jax.random.PRNGKey(0))
+
+    @jax.jit
+    def go(scale):
+        act = make_act(nets, params, "soft")
+        return rollout(env, act, cfg.hidden_dim, 8, jax.random.PRNGKey(5), record=True, reward_scale=scale)
+
+    plain, scaled = go(jnp.float32(1.0)), go(jnp.float32(cfg.env.reward_scale))
+    reward = np.asarray(plain.episodes.reward)
+    assert reward.sum() > 0  # near-uniform random agents still hit enemies
+    np.testing.assert_allclose(np.asarray(scaled.episodes.reward), 10.0 * reward, rtol=1e-6)
+    assert float(scaled.stats.return_sum) == float(plain.stats.return_sum)
+    np.testing.assert_allclose(float(plain.stats.return_sum), reward.sum(), rtol=1e-5)
+
+
+def test_smax_world_state_is_normalised_for_the_mixer():
+    """The mixer reads SMAX's world state with positions divided by the map
+    size (SMAX gives them raw, 0 to 32): an untrained QMIX mixer's Q_tot then
+    stays of the order of the agents' Q_i instead of hundreds."""
+    from meigm_jax.envs import make_env
+    from meigm_jax.learner import build_networks, init_params, mix
+    from meigm_jax.networks.agent import agent_extras
+
+    env = make_env("smax_5v5")
+    keys = jax.random.split(jax.random.PRNGKey(2), 16)
+    _, observation = jax.vmap(env.reset)(keys)
+    raw = jnp.stack([env._env.reset(k)[0]["world_state"] for k in keys[:2]])
+    np.testing.assert_allclose(np.asarray(observation.state[:2] * env._state_divisors), np.asarray(raw),
+                               rtol=1e-6, atol=1e-6)
+    state = np.asarray(observation.state)
+    assert np.asarray(raw).max() > 10 and -0.05 <= state.min() and state.max() <= 1.05
+
+    cfg = load(["+env=smax_5v5", "alg=qmix"])
+    nets = build_networks(cfg, env.spec)
+    params = init_params(nets, cfg, env.spec, jax.random.PRNGKey(1))
+    _, q = nets.agent.apply(params.agent, jnp.zeros((16, 5, cfg.hidden_dim)), observation.obs,
+                            agent_extras(jnp.zeros((16, 5, 10))))
+    q_tot = mix(nets.mixer, params.mixer, q, jnp.zeros((16, 5), jnp.int32), observation.state, observation.avail)
+    assert float(jnp.abs(q_tot).max()) < 10.0

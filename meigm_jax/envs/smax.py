@@ -39,6 +39,28 @@ class RaceUnitTypes:
         return jnp.concatenate([allies, enemies]).astype(jnp.uint8)
 
 
+def world_state_divisors(smax) -> jax.Array:
+    """Divisors that bring SMAX's world state into [0, 1], feature by feature.
+
+    SMAX's world state holds, per unit, the health fraction, the raw position
+    on the map (0 to 32), the weapon cooldown in seconds and a one-hot type,
+    then every unit's team and integer type id. The mixer's hypernetworks and
+    the OPT's bias read the state linearly: raw positions made the untrained
+    mixer's Q_tot about 200 on returns of at most 2, and training spent
+    hundreds of thousands of steps unlearning it. SMACv2's own state is
+    normalised the same way (pymarl), so positions are divided by the map
+    size, cooldowns by the longest, and type ids by the largest.
+    """
+    features = list(smax.own_features)
+    per_unit = [1.0] * len(features)
+    per_unit[features.index("position_x")] = float(smax.map_width)
+    per_unit[features.index("position_y")] = float(smax.map_height)
+    per_unit[features.index("weapon_cooldown")] = float(max(smax.unit_type_weapon_cooldowns))
+    units = smax.num_agents  # all units, allies and enemies
+    divisors = per_unit * units + [1.0] * units + [float(max(len(smax.unit_type_names) - 1, 1))] * units
+    return jnp.asarray(divisors, jnp.float32)
+
+
 class SmaxEnv:
     """SMAX with stacked per-agent arrays, a team reward and no auto-reset.
 
@@ -70,6 +92,10 @@ class SmaxEnv:
         agents = self._env.agents
         self._agents = agents
         probe_obs, _ = jax.eval_shape(self._env.reset, jax.random.PRNGKey(0))
+        self._state_divisors = world_state_divisors(self._env._env)
+        if self._state_divisors.shape != probe_obs["world_state"].shape:
+            raise ValueError(f"SMAX's world state has {probe_obs['world_state'].shape[-1]} features, not the "
+                             f"{self._state_divisors.shape[-1]} this adapter normalises; jaxmarl==0.2.0 is supported")
         self.spec = EnvSpec(
             name=name,
             num_agents=len(agents),
@@ -84,7 +110,7 @@ class SmaxEnv:
         avail = self._env.get_avail_actions(state)
         return Observation(
             obs=jnp.stack([obs[a] for a in self._agents]).astype(jnp.float32),
-            state=obs["world_state"].astype(jnp.float32),
+            state=obs["world_state"].astype(jnp.float32) / self._state_divisors,
             avail=jnp.stack([avail[a] for a in self._agents]).astype(bool),
         )
 

@@ -3,7 +3,7 @@
 # The machine has CUDA JAX, flax, optax, chex and orbax but no registry, so the
 # remaining packages travel as wheels in .whl/ (git-ignored; see RESULTS.md).
 #   bash benchmarks/gpu_session.sh STAGE OUTDIR
-# Stages: setup-check, train1m, throughput, ablation, long.
+# Stages: setup-check, train1m, throughput, scaling, ablation (extra arguments go to the script).
 set -uo pipefail
 stage=$1; out=$2; shift 2
 mkdir -p "$out"
@@ -33,6 +33,9 @@ case $stage in
   throughput)
     versions
     timeout ${LIMIT:-520} $py benchmarks/throughput.py "$@" 2>&1 | tee "$out/throughput.log" ;;
+  scaling)
+    versions
+    timeout ${LIMIT:-520} $py benchmarks/scaling.py "$@" 2>&1 | grep -v ubmoduled | tee "$out/scaling.log" ;;
   ablation)  # issue 3: the four variants at once, one process each sharing the GPU
     versions
     export XLA_PYTHON_CLIENT_MEM_FRACTION=0.2

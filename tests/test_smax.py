@@ -139,18 +139,21 @@ def test_smax_world_state_is_normalised_for_the_mixer():
     from meigm_jax.networks.agent import agent_extras
 
     env = make_env("smax_5v5")
-    keys = jax.random.split(jax.random.PRNGKey(2), 16)
-    _, observation = jax.vmap(env.reset)(keys)
-    raw = jnp.stack([env._env.reset(k)[0]["world_state"] for k in keys[:2]])
-    np.testing.assert_allclose(np.asarray(observation.state[:2] * env._state_divisors), np.asarray(raw),
-                               rtol=1e-6, atol=1e-6)
-    state = np.asarray(observation.state)
-    assert np.asarray(raw).max() > 10 and -0.05 <= state.min() and state.max() <= 1.05
-
     cfg = load(["+env=smax_5v5", "alg=qmix"])
     nets = build_networks(cfg, env.spec)
     params = init_params(nets, cfg, env.spec, jax.random.PRNGKey(1))
-    _, q = nets.agent.apply(params.agent, jnp.zeros((16, 5, cfg.hidden_dim)), observation.obs,
-                            agent_extras(jnp.zeros((16, 5, 10))))
-    q_tot = mix(nets.mixer, params.mixer, q, jnp.zeros((16, 5), jnp.int32), observation.state, observation.avail)
-    assert float(jnp.abs(q_tot).max()) < 10.0
+
+    @jax.jit
+    def probe(keys):
+        _, observation = jax.vmap(env.reset)(keys)
+        raw = jax.vmap(lambda k: env._env.reset(k)[0]["world_state"])(keys)
+        _, q = nets.agent.apply(params.agent, jnp.zeros((16, 5, cfg.hidden_dim)), observation.obs,
+                                agent_extras(jnp.zeros((16, 5, 10))))
+        q_tot = mix(nets.mixer, params.mixer, q, jnp.zeros((16, 5), jnp.int32), observation.state,
+                    observation.avail)
+        return observation.state, raw, q_tot
+
+    state, raw, q_tot = (np.asarray(x) for x in probe(jax.random.split(jax.random.PRNGKey(2), 16)))
+    np.testing.assert_allclose(state * np.asarray(env._state_divisors), raw, rtol=1e-6, atol=1e-6)
+    assert raw.max() > 10 and -0.05 <= state.min() and state.max() <= 1.05
+    assert np.abs(q_tot).max() < 10.0

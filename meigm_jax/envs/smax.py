@@ -46,7 +46,7 @@ def world_state_divisors(smax) -> jax.Array:
     on the map (0 to 32), the weapon cooldown in seconds and a one-hot type,
     then every unit's team and integer type id. The mixer's hypernetworks and
     the OPT's bias read the state linearly: raw positions made the untrained
-    mixer's Q_tot about 200 on returns of at most 2, and training spent
+    mixer's |Q_tot| about 500 on returns of at most 2, and training spent
     hundreds of thousands of steps unlearning it. SMACv2's own state is
     normalised the same way (pymarl), so positions are divided by the map
     size, cooldowns by the longest, and type ids by the largest.

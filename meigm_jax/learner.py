@@ -180,7 +180,10 @@ def make_targets(cfg: TrainConfig, nets: Networks):
             next_value = target_q_tot(greedy(sg(q[:, 1:]), batch.avail[:, 1:]))
             next_entropy_term = jnp.zeros_like(next_value)
 
-        targets = td_lambda_targets(batch.reward, batch.terminal, next_filled, sg(next_value),
+        # The replay keeps rewards in the env's units (the rollout and the
+        # SMACv2 host loop alike); the learner scales them (env.reward_scale).
+        reward = batch.reward * cfg.env.reward_scale
+        targets = td_lambda_targets(reward, batch.terminal, next_filled, sg(next_value),
                                     sg(next_entropy_term), gamma, lam)
         # Padded targets are meaningless; zeroing them keeps every term of
         # the masked loss finite, so no NaN can reach a gradient.

@@ -117,11 +117,10 @@ class RolloutResult(NamedTuple):
 
 def rollout(env: MarlEnv, act: ActFn, hidden_dim: int, num_envs: int, key: jax.Array,
             record: bool, bootstrap_timeout: bool = False,
-            shaping_weight: jax.Array | float = 0.0, trace: bool = False,
-            reward_scale: float = 1.0) -> RolloutResult:
-    """``num_envs`` episodes. Agents learn from ``reward_scale * (reward +
-    shaping_weight * shaped_reward)``; ``stats`` keeps the true and the
-    (unweighted) shaped returns apart, in the env's units."""
+            shaping_weight: jax.Array | float = 0.0, trace: bool = False) -> RolloutResult:
+    """``num_envs`` episodes. Agents learn from ``reward + shaping_weight *
+    shaped_reward``; ``stats`` keeps the true and the (unweighted) shaped
+    returns apart."""
     spec = env.spec
     n, k, T = spec.num_agents, spec.num_actions, spec.episode_limit
     key, reset_key = jax.random.split(key)
@@ -154,7 +153,7 @@ def rollout(env: MarlEnv, act: ActFn, hidden_dim: int, num_envs: int, key: jax.A
         terminal = outcome.terminated | (truncated & (not bootstrap_timeout))
         record_t = None
         if record:
-            learned = reward_scale * (reward + jnp.where(c.alive, shaping_weight * outcome.shaped_reward, 0.0))
+            learned = reward + jnp.where(c.alive, shaping_weight * outcome.shaped_reward, 0.0)
             record_t = (as_stored(c.observation), actions.astype(jnp.uint8), learned,
                         c.alive & terminal, c.alive)
         new = _Carry(

@@ -199,7 +199,7 @@ def make_train(cfg: TrainConfig, env: MarlEnv | None = None) -> Trainer:
         act = make_act(nets, state.params, train_mode, epsilon(state))
         result = rollout(env, act, cfg.hidden_dim, cfg.num_envs, rollout_key, record=True,
                          bootstrap_timeout=cfg.env.bootstrap_timeout,
-                         shaping_weight=reward_shaping(state), reward_scale=cfg.env.reward_scale)
+                         shaping_weight=reward_shaping(state))
         buffer = replay.add(state.replay, result.episodes, keep=active)
         c = state.counters
         episodes = c.episodes + cfg.num_envs

@@ -89,6 +89,22 @@ def test_terminal_step_target_is_exactly_the_reward(soft_setup):
     np.testing.assert_array_equal(np.asarray(parts.targets)[last], np.asarray(episodes.reward)[last])
 
 
+def test_reward_scale_scales_the_stored_reward_in_the_targets(soft_setup):
+    """The replay keeps env-unit rewards; the learner's targets use
+    env.reward_scale times them, exactly as if the scaled reward were stored."""
+    cfg, nets, params, target = soft_setup
+    scaled_cfg = small_config(alg=dict(name="me_qmix"), env=dict(reward_scale=10.0))
+    episodes, _ = random_episodes(6, 10)
+    key = jax.random.PRNGKey(2)
+    scaled = make_targets(scaled_cfg, nets)(params, target, episodes, key)
+    stored_scaled = make_targets(cfg, nets)(params, target, episodes._replace(reward=10.0 * episodes.reward), key)
+    mask = np.asarray(episodes.filled)
+    np.testing.assert_allclose(np.asarray(scaled.targets)[mask], np.asarray(stored_scaled.targets)[mask],
+                               rtol=1e-6, atol=1e-6)
+    unscaled = make_targets(cfg, nets)(params, target, episodes, key)
+    assert not np.allclose(np.asarray(scaled.targets)[mask], np.asarray(unscaled.targets)[mask])
+
+
 def _greedy_episodes(nets, params, episodes: Episodes) -> Episodes:
     """Replace the stored actions, step by step, by the online agent's greedy ones."""
     T = episodes.reward.shape[1]

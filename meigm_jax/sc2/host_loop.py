@@ -98,11 +98,9 @@ class Batch(NamedTuple):
 class HostRollout:
     """Runs one episode per worker in lockstep with a batched acting function."""
 
-    def __init__(self, pool: WorkerPool, spec, hidden_dim: int, bootstrap_timeout: bool,
-                 reward_scale: float = 1.0):
+    def __init__(self, pool: WorkerPool, spec, hidden_dim: int, bootstrap_timeout: bool):
         self.pool, self.spec = pool, spec
         self.hidden_dim, self.bootstrap_timeout = hidden_dim, bootstrap_timeout
-        self.reward_scale = reward_scale  # of the learned reward; returns stay in env units
 
     def _reset(self, W: int) -> dict[int, Any]:
         answers = self.pool.request({i: ("reset", None) for i in range(W)})
@@ -167,7 +165,7 @@ class HostRollout:
                 truncated = (episode_limit or t == T - 1) and not (term and not episode_limit)
                 real_end = term and not episode_limit
                 actions_b[i, t] = actions[i]
-                reward[i, t] = self.reward_scale * r
+                reward[i, t] = r
                 terminal[i, t] = real_end or (truncated and not self.bootstrap_timeout)
                 filled[i, t] = True
                 returns[i] += r
@@ -324,8 +322,7 @@ class _Loop:
             return params, target, opt_states, info
 
         self.learn_step = jax.jit(learn_step)
-        self.rollout = HostRollout(pool, spec, cfg.hidden_dim, cfg.env.bootstrap_timeout,
-                                   cfg.env.reward_scale)
+        self.rollout = HostRollout(pool, spec, cfg.hidden_dim, cfg.env.bootstrap_timeout)
         self.jnp = jnp
 
     def epsilon(self) -> float:

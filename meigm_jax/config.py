@@ -78,10 +78,10 @@ class EnvConfig:
     # 1 to 0 over this many env steps (JaxMARL's 2.5M); 0 trains without it.
     reward_shaping_horizon: int = 2_500_000
     # Agents learn from reward_scale x the env's reward; the replay and the
-    # logged returns stay in the env's units (the learner scales). None: the family's (paper_reward_scale): 10 on
-    # SMAX, whose returns are at most 2 where SMACv2's are 20, the scale the
-    # paper's hyperparameters were set at (JaxMARL's QMIX scales SMAX by 10
-    # too); 1 elsewhere.
+    # logged returns stay in the env's units (the learner scales). None: the
+    # family's (paper_reward_scale): 10 on SMAX, whose returns are at most 2
+    # where SMACv2's are 20, the scale the paper's hyperparameters were set
+    # at (JaxMARL's QMIX scales SMAX by 10 too); 1 elsewhere.
     reward_scale: Optional[float] = None
 
 

@@ -1,0 +1,162 @@
+"""A line-up of training runs tabulated side by side: the machinery behind the
+paper-table commands (``meigm_jax.ablation`` for Tables 3 and 4,
+``meigm_jax.table2`` for Table 2).
+
+A line-up is a list of cells, each one (env, alg) run with all its seeds in
+one vmapped program (``meigm_jax.train.run``) and its own run directory
+under ``out``. Every cell's config is validated before anything is
+compiled. Each cell becomes one row: mean ± std over seeds of its final
+greedy evaluation. ``from_runs=true`` trains nothing and reads the cells'
+runs already under ``out`` instead (runs cut short, or run apart), taking
+every row at the last evaluation that all cells reached, so that rows
+compare equal numbers of env steps.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from meigm_jax.cli_config import exit_bad_input
+from meigm_jax.config import ConfigError, TrainConfig
+
+# Metrics tabulated per row, when every seed of the cell logs them.
+METRICS = ("test_win_rate", "test_return", "misalignment_gap")
+
+
+class Cell(NamedTuple):
+    """One run of a line-up."""
+
+    columns: dict  # what names the row in the tables, e.g. {"variant": ..., "alg": ...}
+    subdir: str  # its run directory under ``out``
+    config: TrainConfig
+
+
+class Options(NamedTuple):
+    preset: str
+    out: Path | None
+    from_runs: bool
+    choices: dict  # the line-up's own list options (e.g. scenarios=, algs=), split on commas
+    overrides: list  # every other key=value: applied to every cell
+
+
+def parse(argv: list[str], presets: dict, list_options: tuple[str, ...] = (),
+          chosen_by_lineup: dict | None = None) -> Options:
+    """Split a line-up command's arguments; raises ConfigError (one line) on bad input.
+
+    ``chosen_by_lineup`` maps the config keys the line-up sets per cell (alg,
+    env) to what to use instead, for the error naming them.
+    """
+    preset, out, from_runs, choices, rest = "paper", None, False, {}, []
+    for arg in argv:
+        key, _, value = arg.partition("=")
+        if key == "from_runs":
+            if value.lower() not in ("true", "false"):
+                raise ConfigError(f"config error: from_runs={value!r} is not allowed; allowed: true, false")
+            from_runs = value.lower() == "true"
+        elif key == "preset":
+            if value not in presets:
+                raise ConfigError(f"config error: preset={value!r} is not allowed; allowed: "
+                                  f"{', '.join(presets)}")
+            preset = value
+        elif key == "out":
+            out = Path(value)
+        elif key in list_options:
+            choices[key] = [v for v in value.split(",") if v]
+            if not choices[key]:
+                raise ConfigError(f"config error: {key}= is empty; allowed: a comma-separated list")
+        else:
+            rest.append(arg)
+    for arg in rest:
+        key = arg.split("=", 1)[0].lstrip("+~")
+        if key in (chosen_by_lineup or {}):
+            raise ConfigError(f"config error: {key} is chosen by the line-up itself; allowed: "
+                              f"{chosen_by_lineup[key]}")
+    if from_runs and out is None:
+        raise ConfigError("config error: from_runs=true needs out=DIR, the directory holding the line-up's runs")
+    return Options(preset, out, from_runs, choices, rest)
+
+
+def default_out(name: str) -> Path:
+    return Path("outputs") / name / time.strftime("%Y%m%d-%H%M%S")
+
+
+def run_lineup(cells: list[Cell], out: Path, from_runs: bool) -> list[dict]:
+    """Train every cell in turn (or read its run, with ``from_runs``); one row per cell."""
+    if from_runs:
+        return rows_from_runs(cells, out)
+    from meigm_jax.train import run
+
+    rows = []
+    for cell in cells:
+        title = ", ".join(str(v) for v in cell.columns.values())
+        print(f"\n=== {title} ===", flush=True)
+        records = run(cell.config, out / cell.subdir)
+        rows.append(table_row(cell, records[-cell.config.num_seeds:]))
+    return rows
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    arr = np.asarray(values, dtype=float)
+    return float(arr.mean()), float(arr.std())
+
+
+def table_row(cell: Cell, final: list[dict]) -> dict:
+    """One cell's row: mean and std over its seeds' records of one evaluation."""
+    row = {**cell.columns, "seeds": len(final), "env_steps": min(r["env_steps"] for r in final)}
+    for key in METRICS:
+        values = [r.get(key) for r in final]
+        if all(v is not None for v in values):
+            row[key], row[key + "_std"] = _mean_std(values)
+    return row
+
+
+def rows_from_runs(cells: list[Cell], out: Path) -> list[dict]:
+    """Rows from the runs under ``out``, at the last evaluation every cell reached.
+
+    metrics.jsonl holds one record per seed per evaluation, seeds in turn, so
+    evaluation k of a run is its k-th block of num_seeds records.
+    """
+    runs = []
+    for cell in cells:
+        path = out / cell.subdir / "metrics.jsonl"
+        if not path.exists():
+            names = [c.subdir for c in cells]
+            listed = ", ".join(names[:4]) + (f", ... ({len(names)} in all)" if len(names) > 4 else "")
+            exit_bad_input(f"config error: from_runs=true but {path} does not exist; allowed: an out=DIR "
+                           f"holding a run of every cell ({listed})")
+        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        num_seeds = len({r["seed_index"] for r in records})
+        runs.append([records[i:i + num_seeds] for i in range(0, len(records) - num_seeds + 1, num_seeds)])
+    common = min(len(evals) for evals in runs)
+    if common == 0:
+        exit_bad_input(f"config error: from_runs=true but a run under {out} has no evaluation yet")
+    print(f"tabulating evaluation {common} of each run (the last one every cell reached)")
+    return [table_row(cell, evals[common - 1]) for cell, evals in zip(cells, runs)]
+
+
+def save(out: Path, stem: str, markdown: str, rows: list[dict]) -> None:
+    """Print the table and write ``stem.md`` and ``stem.csv`` (one line per row) under ``out``."""
+    print("\n" + markdown)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.md").write_text(markdown + "\n")
+    leading = list(rows[0]) if rows else []
+    order = leading[:leading.index("seeds")] + ["seeds", "env_steps"] + [
+        name for m in METRICS for name in (m, m + "_std")]
+    columns = sorted({k for r in rows for k in r}, key=lambda k: (order.index(k) if k in order else len(order), k))
+    with open(out / f"{stem}.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"saved {out / (stem + '.md')} and {out / (stem + '.csv')}")
+
+
+def mean_std_cell(row: dict, metric: str, scale: float = 1.0, digits: int = 3) -> str:
+    if metric not in row:
+        return "n/a"
+    return f"{scale * row[metric]:.{digits}f} ± {scale * row[metric + '_std']:.{digits}f}"

@@ -1,0 +1,92 @@
+"""The Table 2 runner: a grid of (scenario, alg) cells tabulated as the paper's table."""
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from meigm_jax.sc2.host_loop import missing_install
+from meigm_jax.table2 import SCENARIOS, cells, main
+from test_cli import SMAX_TINY
+
+# SMAX_TINY without its env: the same program as the CLI test's run, so the
+# compile comes from the shared cache.
+TINY = [o for o in SMAX_TINY if not o.startswith("+env=")] + ["wandb.mode=disabled"]
+
+
+@pytest.fixture(scope="module")
+def one_cell(tmp_path_factory):
+    out = tmp_path_factory.mktemp("table2")
+    rows = main(["scenarios=smax_5v5", "algs=me_qmix", *TINY, f"out={out}"])
+    return out, rows
+
+
+def test_a_cell_trains_and_is_tabulated(one_cell):
+    out, rows = one_cell
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row["scenario"], row["env"], row["alg"], row["seeds"]) == ("smax_5v5", "smax_5v5", "me_qmix", 2)
+    final = [json.loads(line) for line in (out / "smax_5v5" / "me_qmix" / "metrics.jsonl").read_text().splitlines()][-2:]
+    wins = [r["test_win_rate"] for r in final]
+    assert row["test_win_rate"] == pytest.approx(np.mean(wins))
+    assert row["test_win_rate_std"] == pytest.approx(np.std(wins))
+    assert 0.0 <= row["test_win_rate"] <= 1.0 and row["env_steps"] >= 1200
+    table = (out / "table2.md").read_text()
+    assert "| smax_5v5 | smax_5v5 | " in table and "ME-QMIX" in table
+    assert f"{100 * row['test_win_rate']:.1f} ± {100 * row['test_win_rate_std']:.1f}" in table
+    with open(out / "table2.csv") as f:
+        assert [(r["scenario"], r["alg"]) for r in csv.DictReader(f)] == [("smax_5v5", "me_qmix")]
+
+
+def test_from_runs_lays_out_scenarios_by_algs_at_a_common_evaluation(one_cell):
+    """Runs of four cells (copies of the trained one, one cut short) make a 2 x 2 table."""
+    trained, _ = one_cell
+    out = trained.parent / "grid"
+    source = trained / "smax_5v5" / "me_qmix"
+    for env in ("smax_5v5", "smax_protoss_5v5"):
+        for alg in ("qmix", "me_qmix"):
+            shutil.copytree(source, out / env / alg)
+    lines = source.joinpath("metrics.jsonl").read_text().splitlines()
+    (out / "smax_protoss_5v5" / "qmix" / "metrics.jsonl").write_text("\n".join(lines[:2]) + "\n")
+    rows = main(["scenarios=smax_5v5,protoss_5v5", "algs=qmix,me_qmix", *TINY, f"out={out}",
+                 "from_runs=true"])
+    assert [(r["scenario"], r["env"], r["alg"]) for r in rows] == [
+        ("smax_5v5", "smax_5v5", "qmix"), ("smax_5v5", "smax_5v5", "me_qmix"),
+        ("protoss_5v5", "smax_protoss_5v5", "qmix"), ("protoss_5v5", "smax_protoss_5v5", "me_qmix")]
+    first = [json.loads(line) for line in lines[:2]]  # evaluation 1, both seeds
+    for row in rows:
+        assert 600 <= row["env_steps"] < 1200
+        assert row["test_win_rate"] == pytest.approx(np.mean([r["test_win_rate"] for r in first]))
+    table = (out / "table2.md").read_text().splitlines()
+    assert table[2] == "| scenario | env | QMIX | ME-QMIX |"
+    assert table[4].startswith("| smax_5v5 | smax_5v5 | ") and table[5].startswith("| protoss_5v5 | smax_protoss_5v5 | ")
+
+
+def test_the_default_grid_is_the_papers_fifteen_scenarios_by_four_algs():
+    _, grid = cells(["preset=cpu"])
+    assert [c.columns["scenario"] for c in grid[::4]] == list(SCENARIOS)
+    assert [c.config.alg.name for c in grid[:4]] == ["qmix", "qplex", "me_qmix", "me_qplex"]
+    assert {c.config.env.name for c in grid} == {f"smax_{s}" for s in SCENARIOS}
+    assert all(c.config.num_seeds == 2 and c.config.total_timesteps == 20000 for c in grid)
+    # Each cell keeps its own paper settings: ME-QPLEX's lambda, terran's target entropy.
+    by_cell = {(c.columns["scenario"], c.config.alg.name): c.config for c in grid}
+    assert by_cell[("protoss_5v5", "me_qplex")].td_lambda == 0.6
+    assert by_cell[("protoss_5v5", "me_qmix")].td_lambda == 0.4
+    assert by_cell[("terran_5v5", "me_qmix")].env.target_entropy_coef == pytest.approx(0.32)
+    assert by_cell[("zerg_5v5", "me_qmix")].env.target_entropy_coef == pytest.approx(0.24)
+
+
+@pytest.mark.parametrize("args", [["family=sc1"], ["scenarios=protoss_7v7"], ["algs=qmix,nope"],
+                                  ["+env=smax_5v5"], ["alg=qmix"], ["from_runs=true"], ["scenarios="],
+                                  ["family=smacv2", "scenarios=zerg_5v5"], ["preset=huge"]])
+def test_bad_input_is_one_line_and_exit_2(args, capsys, tmp_path):
+    if "family=smacv2" in args and missing_install() is None:
+        pytest.skip("StarCraft II is installed here: family=smacv2 is not bad input")
+    with pytest.raises(SystemExit) as exc:
+        main(args + [f"out={tmp_path / 'never'}"] if args != ["from_runs=true"] else args)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert not (tmp_path / "never").exists()

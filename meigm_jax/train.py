@@ -226,7 +226,20 @@ def run(cfg: TrainConfig, run_dir: Path) -> list[dict]:
             logger.finish()
 
     _summary(cfg, spec.has_win, all_records[-cfg.num_seeds:], time.time() - start)
+    if spec.name == "matrix_game" and main_process:
+        _write_table1(trainer, to_host(state.params), run_dir)
     return all_records
+
+
+def _write_table1(trainer, params, run_dir: Path) -> None:
+    """The matrix game's result in paper Table 1's layout: printed and saved as table1.md."""
+    from meigm_jax.analysis import seeds_joint_values, table1
+    from meigm_jax.envs.matrix_game import PAYOFF
+
+    text = table1(seeds_joint_values(trainer, params), PAYOFF)
+    print("\n" + text)
+    (run_dir / "table1.md").write_text(text + "\n")
+    print(f"saved {run_dir / 'table1.md'}")
 
 
 def _null_sink():

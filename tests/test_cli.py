@@ -110,6 +110,11 @@ def test_hydra_multirun_runs_each_alg(tmp_path):
         records = [json.loads(line) for line in (job / "metrics.jsonl").read_text().splitlines()]
         assert len(records) == 2 * 2 and all(math.isfinite(r["test_return"]) for r in records)
         algs[config["alg"]["name"]] = config["alg"]["policy"]
+        # The matrix game ends with paper Table 1's layout, printed and saved.
+        table = (job / "table1.md").read_text()
+        assert table.startswith("Paper Table 1 after training: ") and "of 2 seeds" in table.splitlines()[0]
+        assert "seed 0: greedy (" in table and "seed 1: greedy (" in table and "seed 2:" not in table
+    assert proc.stdout.count("Paper Table 1 after training: ") == 2
     assert algs == {"me_qmix": "soft", "qmix": "epsilon_greedy"}
 
 

@@ -4,8 +4,9 @@ import jax
 import numpy as np
 import pytest
 
-from meigm_jax.analysis import first_step_joint_values
+from meigm_jax.analysis import at_optimum, most_probable_joint, seeds_joint_values, table1
 from meigm_jax.cli_config import load
+from meigm_jax.envs.matrix_game import PAYOFF
 from meigm_jax.learner import SEEDS_AXIS
 from meigm_jax.trainer import make_train, seed_keys
 
@@ -17,28 +18,28 @@ def _train(alg: str, overrides: tuple[str, ...] = ()):
                 "total_timesteps=10000"])
     trainer = make_train(cfg)
     state, metrics = jax.jit(jax.vmap(trainer.train, axis_name=SEEDS_AXIS))(seed_keys(cfg))
-    _, observation = trainer.env.reset(jax.random.PRNGKey(0))
-    values = jax.vmap(lambda p: first_step_joint_values(trainer.nets, p, observation, cfg.is_soft))(
-        state.params)
-    return cfg, metrics, values
-
-
-def _joint_policy(values):
-    pi = values.policy  # [seeds, 2, 3]
-    return np.asarray(pi[:, 0, :, None] * pi[:, 1, None, :]).reshape(NUM_SEEDS, -1)
+    return cfg, metrics, seeds_joint_values(trainer, state.params)
 
 
 def _seeds_at_optimum(name: str, values):
     """Print each seed's P(A, A), greedy action and Q_tot(A, A); return (at (A, A), greedy (A, A))."""
-    joint = _joint_policy(values)
+    joint = np.asarray(most_probable_joint(values))
     q_aa = np.asarray(values.q_tot[:, 0])  # joint action index 0 is (A, A)
     greedy_aa = np.all(np.asarray(values.greedy_actions) == 0, axis=-1)
     for seed in range(NUM_SEEDS):
         print(f"{name} seed {seed}: P(A,A)={joint[seed, 0]:.3f} most probable={np.argmax(joint[seed])} "
               f"greedy={np.asarray(values.greedy_actions[seed]).tolist()} Q_tot(A,A)={q_aa[seed]:.2f}")
-    ok = (np.argmax(joint, -1) == 0) & greedy_aa & (np.abs(q_aa - 8.0) <= 1.5)
+    ok = at_optimum(values, PAYOFF)
     print(f"{name}: {int(ok.sum())} of {NUM_SEEDS} seeds at (A, A)")
     return ok, greedy_aa
+
+
+def _greedy_joint_maximises_q_tot(values):
+    """IGM on the trained networks: the agents' greedy joint action is Q_tot's argmax."""
+    greedy_index = np.asarray(values.greedy_actions) @ np.array([3, 1])
+    q_tot = np.asarray(values.q_tot)
+    chosen = q_tot[np.arange(NUM_SEEDS), greedy_index]
+    np.testing.assert_array_less(q_tot.max(-1) - chosen, 1e-4)
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +64,7 @@ def test_me_qmix_reaches_the_optimal_joint_action(me_qmix):
     # The logged greedy evaluation agrees: those seeds' test return is 8.
     final_test = np.asarray(metrics.test_return[:, -1])
     np.testing.assert_array_equal(final_test[greedy_aa], 8.0)
+    _greedy_joint_maximises_q_tot(values)
     assert np.all(np.asarray(metrics.env_steps[:, -1]) >= cfg.total_timesteps)
     assert np.all(np.isfinite(np.asarray(metrics.loss_q[:, -1])))
 
@@ -77,6 +79,7 @@ def test_qmix_report_on_the_matrix_game(me_qmix):
           f"actions {np.asarray(values.greedy_actions).tolist()}")
     assert np.all(np.isfinite(np.asarray(values.q_tot)))
     assert np.all(np.isfinite(np.asarray(metrics.loss_q[:, -1])))
+    _greedy_joint_maximises_q_tot(values)
 
 
 # ME-QPLEX with a high-temperature start: QPLEX can fit the payoff exactly
@@ -98,5 +101,23 @@ def test_me_qplex_on_the_matrix_game():
     assert ok.sum() >= 1, "no ME-QPLEX seed reached (A, A)"
     assert np.all(ok[greedy_aa])
     np.testing.assert_array_equal(np.asarray(metrics.test_return[:, -1])[greedy_aa], 8.0)
+    _greedy_joint_maximises_q_tot(values)
     assert np.all(np.isfinite(np.asarray(metrics.loss_q[:, -1])))
     assert np.all(np.isfinite(np.asarray(metrics.loss_opt[:, -1])))
+
+
+def test_table1_report_matches_the_trained_seeds(me_qmix):
+    """The Table 1 layout the CLI prints: counts and per-seed actions as computed."""
+    _, _, values = me_qmix
+    text = table1(values, PAYOFF)
+    ok = at_optimum(values, PAYOFF)
+    assert text.startswith(f"Paper Table 1 after training: {int(ok.sum())} of {NUM_SEEDS} seeds have (A, A)")
+    names = "ABC"
+    policy = np.asarray(values.policy)
+    q_tot = np.asarray(values.q_tot).reshape(NUM_SEEDS, 3, 3)
+    for seed in range(NUM_SEEDS):
+        g = np.asarray(values.greedy_actions[seed])
+        assert f"seed {seed}: greedy ({names[g[0]]}, {names[g[1]]})" in text
+        block = text.split(f"seed {seed}: ")[1].split("\n\nseed ")[0].splitlines()
+        assert block[2] == "| | " + " | ".join(f"{n} {p:.2f}" for n, p in zip(names, policy[seed, 1])) + " |"
+        assert block[4].startswith(f"| A {policy[seed, 0, 0]:.2f} | {q_tot[seed, 0, 0]:.1f} | ")

@@ -18,11 +18,8 @@ reached, so that the rows compare equal numbers of env steps.
 
 from __future__ import annotations
 
-import sys
-
 from meigm_jax import lineup
-from meigm_jax.cli_config import exit_bad_input, load, with_default_env
-from meigm_jax.config import ConfigError
+from meigm_jax.cli_config import load, with_default_env
 
 VARIANTS = (  # (paper's name, alg preset)
     ("QMIX", "qmix"),
@@ -49,19 +46,11 @@ def cells(argv: list[str]) -> tuple[lineup.Options, list[lineup.Cell]]:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        options, variants = cells(argv)
-    except ConfigError as exc:
-        exit_bad_input(str(exc))
+    return lineup.command(argv, cells, "ablation", markdown_table)
+
+
+def markdown_table(rows: list[dict], variants: list[lineup.Cell]) -> str:
     env_name = variants[0].config.env.name
-    out = options.out or lineup.default_out(f"ablation/{env_name}")
-    rows = lineup.run_lineup(variants, out, options.from_runs)
-    lineup.save(out, "ablation", markdown_table(env_name, rows), rows)
-    return rows
-
-
-def markdown_table(env_name: str, rows: list[dict]) -> str:
     metrics = [m for m in lineup.METRICS if any(m in row for row in rows)]
     header = "| variant | alg | seeds | env steps | " + " | ".join(metrics) + " |"
     lines = [f"Final greedy evaluation on {env_name} (mean ± std over seeds).", "", header,

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 import time
 from pathlib import Path
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -82,8 +83,22 @@ def parse(argv: list[str], presets: dict, list_options: tuple[str, ...] = (),
     return Options(preset, out, from_runs, choices, rest)
 
 
-def default_out(name: str) -> Path:
-    return Path("outputs") / name / time.strftime("%Y%m%d-%H%M%S")
+def command(argv: list[str] | None, build: Callable, stem: str, markdown: Callable) -> list[dict]:
+    """A paper-table command: ``build(argv) -> (Options, cells)`` validates every
+    cell (one line and exit 2 on bad input), then the cells are trained or
+    read and the table ``markdown(rows, cells)`` is printed and saved as
+    ``stem.md`` and ``stem.csv``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        options, cells = build(argv)
+    except ConfigError as exc:
+        exit_bad_input(str(exc))
+    envs = {cell.config.env.name for cell in cells}
+    name = f"{stem}/{envs.pop()}" if len(envs) == 1 else stem
+    out = options.out or Path("outputs") / name / time.strftime("%Y%m%d-%H%M%S")
+    rows = run_lineup(cells, out, options.from_runs)
+    save(out, stem, markdown(rows, cells), rows)
+    return rows
 
 
 def run_lineup(cells: list[Cell], out: Path, from_runs: bool) -> list[dict]:

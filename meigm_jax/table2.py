@@ -24,10 +24,8 @@ separate processes or machines) at the last evaluation every cell reached.
 
 from __future__ import annotations
 
-import sys
-
 from meigm_jax import lineup
-from meigm_jax.cli_config import exit_bad_input, group_options, load
+from meigm_jax.cli_config import group_options, load
 from meigm_jax.config import ConfigError
 
 RACES = ("protoss", "terran", "zerg")
@@ -80,18 +78,10 @@ def cells(argv: list[str]) -> tuple[lineup.Options, list[lineup.Cell]]:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        options, grid = cells(argv)
-    except ConfigError as exc:
-        exit_bad_input(str(exc))
-    out = options.out or lineup.default_out("table2")
-    rows = lineup.run_lineup(grid, out, options.from_runs)
-    lineup.save(out, "table2", markdown_table(rows), rows)
-    return rows
+    return lineup.command(argv, cells, "table2", markdown_table)
 
 
-def markdown_table(rows: list[dict]) -> str:
+def markdown_table(rows: list[dict], grid=None) -> str:
     """Scenarios down, algorithms across; each cell the final win rate in % (mean ± std)."""
     scenarios = list(dict.fromkeys(r["scenario"] for r in rows))
     algs = list(dict.fromkeys(r["alg"] for r in rows))

@@ -28,20 +28,14 @@ VARIANTS = (  # (paper's name, alg preset)
     ("ME-QMIX (MLP)", "me_qmix_mlp"),
 )
 
-PRESETS = {
-    "paper": ["num_seeds=4"],
-    "cpu": ["num_seeds=2", "total_timesteps=20000", "test_interval=10000", "num_envs=8",
-            "batch_size=16", "buffer_size=200", "test_episodes=16"],
-}
-
 
 def cells(argv: list[str]) -> tuple[lineup.Options, list[lineup.Cell]]:
     """The four variants' cells, every config validated; raises ConfigError."""
-    options = lineup.parse(argv, PRESETS, chosen_by_lineup={"alg": "no alg= override"})
+    options = lineup.parse(argv, chosen_by_lineup={"alg": "no alg= override"})
     overrides = with_default_env(options.overrides)
     return options, [
         lineup.Cell({"variant": name, "alg": alg}, alg,
-                    load([f"alg={alg}", *PRESETS[options.preset], *overrides]))
+                    load([f"alg={alg}", *lineup.PRESETS[options.preset], *overrides]))
         for name, alg in VARIANTS]
 
 

@@ -26,6 +26,15 @@ import numpy as np
 from meigm_jax.cli_config import exit_bad_input
 from meigm_jax.config import ConfigError, TrainConfig
 
+# Every line-up's presets: "paper" keeps each cell's env and alg settings (the
+# paper's schedule) with 4 seeds; "cpu" is a small run per cell that a 2-core
+# machine finishes in minutes (not converged).
+PRESETS = {
+    "paper": ["num_seeds=4"],
+    "cpu": ["num_seeds=2", "total_timesteps=20000", "test_interval=10000", "num_envs=8",
+            "batch_size=16", "buffer_size=200", "test_episodes=16"],
+}
+
 # Metrics tabulated per row, when every seed of the cell logs them.
 METRICS = ("test_win_rate", "test_return", "misalignment_gap")
 
@@ -46,7 +55,7 @@ class Options(NamedTuple):
     overrides: list  # every other key=value: applied to every cell
 
 
-def parse(argv: list[str], presets: dict, list_options: tuple[str, ...] = (),
+def parse(argv: list[str], list_options: tuple[str, ...] = (),
           chosen_by_lineup: dict | None = None) -> Options:
     """Split a line-up command's arguments; raises ConfigError (one line) on bad input.
 
@@ -61,9 +70,9 @@ def parse(argv: list[str], presets: dict, list_options: tuple[str, ...] = (),
                 raise ConfigError(f"config error: from_runs={value!r} is not allowed; allowed: true, false")
             from_runs = value.lower() == "true"
         elif key == "preset":
-            if value not in presets:
+            if value not in PRESETS:
                 raise ConfigError(f"config error: preset={value!r} is not allowed; allowed: "
-                                  f"{', '.join(presets)}")
+                                  f"{', '.join(PRESETS)}")
             preset = value
         elif key == "out":
             out = Path(value)

@@ -36,12 +36,6 @@ ALGS = ("qmix", "qplex", "me_qmix", "me_qplex")  # the paper's columns that this
 PAPER_NAMES = {"qmix": "QMIX", "qplex": "QPLEX", "me_qmix": "ME-QMIX", "me_qplex": "ME-QPLEX",
                "vdn": "VDN", "me_vdn": "ME-VDN"}
 
-PRESETS = {
-    "paper": ["num_seeds=4"],
-    "cpu": ["num_seeds=2", "total_timesteps=20000", "test_interval=10000", "num_envs=8",
-            "batch_size=16", "buffer_size=200", "test_episodes=16"],
-}
-
 
 def env_name(family: str, scenario: str, env_options: list[str]) -> str:
     """A row's env config: Table 2's name within the family, or an env name as given."""
@@ -55,7 +49,7 @@ def env_name(family: str, scenario: str, env_options: list[str]) -> str:
 
 def cells(argv: list[str]) -> tuple[lineup.Options, list[lineup.Cell]]:
     """Every (scenario, alg) cell, each config validated; raises ConfigError."""
-    options = lineup.parse(argv, PRESETS, list_options=("family", "scenarios", "algs"),
+    options = lineup.parse(argv, list_options=("family", "scenarios", "algs"),
                            chosen_by_lineup={"env": "scenarios=NAME,NAME", "alg": "algs=NAME,NAME"})
     family = options.choices.get("family", ["smax"])
     if len(family) != 1 or family[0] not in FAMILIES:
@@ -70,7 +64,7 @@ def cells(argv: list[str]) -> tuple[lineup.Options, list[lineup.Cell]]:
         message = missing_install()
         if message:
             raise ConfigError(message)
-    preset = PRESETS[options.preset]
+    preset = lineup.PRESETS[options.preset]
     return options, [
         lineup.Cell({"scenario": scenario, "env": env, "alg": alg}, f"{env}/{alg}",
                     load([f"+env={env}", f"alg={alg}", *preset, *options.overrides]))
@@ -81,8 +75,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     return lineup.command(argv, cells, "table2", markdown_table)
 
 
-def markdown_table(rows: list[dict], grid=None) -> str:
+def markdown_table(rows: list[dict], grid: list[lineup.Cell]) -> str:
     """Scenarios down, algorithms across; each cell the final win rate in % (mean ± std)."""
+    del grid  # the rows name their scenario, env and alg
     scenarios = list(dict.fromkeys(r["scenario"] for r in rows))
     algs = list(dict.fromkeys(r["alg"] for r in rows))
     by_cell = {(r["scenario"], r["alg"]): r for r in rows}

@@ -9,12 +9,15 @@ compiled. Each cell becomes one row: mean ± std over seeds of its final
 greedy evaluation. ``from_runs=true`` trains nothing and reads the cells'
 runs already under ``out`` instead (runs cut short, or run apart), taking
 every row at the last evaluation that all cells reached, so that rows
-compare equal numbers of env steps.
+compare equal numbers of env steps. ``resume=true`` continues a line-up
+that was stopped: finished cells are read, cells with a checkpoint continue
+from it, new cells train.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import sys
 import time
@@ -51,6 +54,7 @@ class Options(NamedTuple):
     preset: str
     out: Path | None
     from_runs: bool
+    resume: bool  # continue a line-up that was stopped: see ``plan``
     choices: dict  # the line-up's own list options (e.g. scenarios=, algs=), split on commas
     overrides: list  # every other key=value: applied to every cell
 
@@ -62,13 +66,14 @@ def parse(argv: list[str], list_options: tuple[str, ...] = (),
     ``chosen_by_lineup`` maps the config keys the line-up sets per cell (alg,
     env) to what to use instead, for the error naming them.
     """
-    preset, out, from_runs, choices, rest = "paper", None, False, {}, []
+    preset, out, choices, rest = "paper", None, {}, []
+    flags = {"from_runs": False, "resume": False}
     for arg in argv:
         key, _, value = arg.partition("=")
-        if key == "from_runs":
+        if key in flags:
             if value.lower() not in ("true", "false"):
-                raise ConfigError(f"config error: from_runs={value!r} is not allowed; allowed: true, false")
-            from_runs = value.lower() == "true"
+                raise ConfigError(f"config error: {key}={value!r} is not allowed; allowed: true, false")
+            flags[key] = value.lower() == "true"
         elif key == "preset":
             if value not in PRESETS:
                 raise ConfigError(f"config error: preset={value!r} is not allowed; allowed: "
@@ -87,9 +92,12 @@ def parse(argv: list[str], list_options: tuple[str, ...] = (),
         if key in (chosen_by_lineup or {}):
             raise ConfigError(f"config error: {key} is chosen by the line-up itself; allowed: "
                               f"{chosen_by_lineup[key]}")
-    if from_runs and out is None:
-        raise ConfigError("config error: from_runs=true needs out=DIR, the directory holding the line-up's runs")
-    return Options(preset, out, from_runs, choices, rest)
+    for flag, value in flags.items():
+        if value and out is None:
+            raise ConfigError(f"config error: {flag}=true needs out=DIR, the directory holding the line-up's runs")
+    if flags["from_runs"] and flags["resume"]:
+        raise ConfigError("config error: from_runs=true and resume=true together; allowed: one of them")
+    return Options(preset, out, flags["from_runs"], flags["resume"], choices, rest)
 
 
 def command(argv: list[str] | None, build: Callable, stem: str, markdown: Callable) -> list[dict]:
@@ -105,23 +113,80 @@ def command(argv: list[str] | None, build: Callable, stem: str, markdown: Callab
     envs = {cell.config.env.name for cell in cells}
     name = f"{stem}/{envs.pop()}" if len(envs) == 1 else stem
     out = options.out or Path("outputs") / name / time.strftime("%Y%m%d-%H%M%S")
-    rows = run_lineup(cells, out, options.from_runs)
+    if options.from_runs:
+        rows = rows_from_runs(cells, out)
+    else:
+        try:
+            steps = plan(cells, out, options.resume)
+        except ConfigError as exc:
+            exit_bad_input(str(exc))
+        rows = run_lineup(steps, out)
     save(out, stem, markdown(rows, cells), rows)
     return rows
 
 
-def run_lineup(cells: list[Cell], out: Path, from_runs: bool) -> list[dict]:
-    """Train every cell in turn (or read its run, with ``from_runs``); one row per cell."""
-    if from_runs:
-        return rows_from_runs(cells, out)
+class Step(NamedTuple):
+    cell: Cell
+    action: str  # "train", "resume" (from its newest checkpoint) or "read" (finished already)
+    config: TrainConfig  # the cell's config, with resume=True for "resume"
+
+
+def _records(run_dir: Path) -> list[dict]:
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def plan(cells: list[Cell], out: Path, resume: bool) -> list[Step]:
+    """What each cell needs, decided (and checked) before any cell trains.
+
+    Without ``resume`` every cell must be new. With it, a cell whose run
+    reached its total_timesteps is read, one with a checkpoint continues
+    from it (the same checks as ``train resume=true``), and a new one trains;
+    a run stopped before its first checkpoint is an error (nothing of it is
+    touched: tabulate it with from_runs=true, or move it away).
+    """
+    from meigm_jax.train import check_resumable
+
+    steps = []
+    for cell in cells:
+        run_dir, cfg = out / cell.subdir, cell.config
+        exists = (run_dir / "metrics.jsonl").exists() or (run_dir / "checkpoints").exists()
+        if not exists:
+            steps.append(Step(cell, "train", cfg))
+            continue
+        if not resume:
+            raise ConfigError(f"config error: {run_dir} already holds a run; resume=true continues the "
+                              "line-up, or choose another out=DIR")
+        final = _records(run_dir)[-cfg.num_seeds:]
+        if len(final) == cfg.num_seeds and min(r["env_steps"] for r in final) >= cfg.total_timesteps:
+            steps.append(Step(cell, "read", cfg))
+        elif (run_dir / "checkpoints").exists():
+            resumed = dataclasses.replace(cfg, resume=True)
+            check_resumable(resumed, run_dir)
+            steps.append(Step(cell, "resume", resumed))
+        else:
+            raise ConfigError(f"config error: resume=true but {run_dir} stopped before its first "
+                              "checkpoint; allowed: a run with checkpoints (set checkpoint.every), or "
+                              "from_runs=true to tabulate it as it is")
+    return steps
+
+
+def run_lineup(steps: list[Step], out: Path) -> list[dict]:
+    """Train, continue or read every cell in turn; one row per cell."""
     from meigm_jax.train import run
 
     rows = []
-    for cell in cells:
+    for number, step in enumerate(steps, 1):
+        cell, cfg = step.cell, step.config
         title = ", ".join(str(v) for v in cell.columns.values())
-        print(f"\n=== {title} ===", flush=True)
-        records = run(cell.config, out / cell.subdir)
-        rows.append(table_row(cell, records[-cell.config.num_seeds:]))
+        print(f"\n=== cell {number} of {len(steps)}: {title} ({step.action}) ===", flush=True)
+        if step.action == "read":
+            records = _records(out / cell.subdir)
+        else:
+            records = run(cfg, out / cell.subdir)
+        rows.append(table_row(cell, records[-cfg.num_seeds:]))
     return rows
 
 
@@ -154,7 +219,7 @@ def rows_from_runs(cells: list[Cell], out: Path) -> list[dict]:
             listed = ", ".join(names[:4]) + (f", ... ({len(names)} in all)" if len(names) > 4 else "")
             exit_bad_input(f"config error: from_runs=true but {path} does not exist; allowed: an out=DIR "
                            f"holding a run of every cell ({listed})")
-        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        records = _records(path.parent)
         num_seeds = len({r["seed_index"] for r in records})
         runs.append([records[i:i + num_seeds] for i in range(0, len(records) - num_seeds + 1, num_seeds)])
     common = min(len(evals) for evals in runs)

@@ -80,7 +80,8 @@ def test_the_default_grid_is_the_papers_fifteen_scenarios_by_four_algs():
 
 @pytest.mark.parametrize("args", [["family=sc1"], ["scenarios=protoss_7v7"], ["algs=qmix,nope"],
                                   ["+env=smax_5v5"], ["alg=qmix"], ["from_runs=true"], ["scenarios="],
-                                  ["family=smacv2", "scenarios=zerg_5v5"], ["preset=huge"]])
+                                  ["family=smacv2", "scenarios=zerg_5v5"], ["preset=huge"],
+                                  ["resume=maybe"], ["resume=true", "from_runs=true"]])
 def test_bad_input_is_one_line_and_exit_2(args, capsys, tmp_path):
     if "family=smacv2" in args and missing_install() is None:
         pytest.skip("StarCraft II is installed here: family=smacv2 is not bad input")
@@ -90,3 +91,41 @@ def test_bad_input_is_one_line_and_exit_2(args, capsys, tmp_path):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1, err
     assert not (tmp_path / "never").exists()
+
+
+def test_resume_reads_finished_cells_and_continues_from_checkpoints(one_cell, capsys):
+    """A stopped line-up goes on: the finished cell is read, not trained again;
+    with a larger total_timesteps it continues from its final checkpoint."""
+    trained, rows = one_cell
+    out = trained.parent / "resumed"
+    shutil.copytree(trained / "smax_5v5", out / "smax_5v5")
+    metrics = out / "smax_5v5" / "me_qmix" / "metrics.jsonl"
+    before = metrics.read_text()
+    again = main(["scenarios=smax_5v5", "algs=me_qmix", *TINY, f"out={out}", "resume=true"])
+    assert again == rows and metrics.read_text() == before
+    assert "(read) ===" in capsys.readouterr().out
+    longer = main(["scenarios=smax_5v5", "algs=me_qmix", *TINY, "total_timesteps=1800", f"out={out}",
+                   "resume=true"])
+    assert "(resume) ===" in capsys.readouterr().out
+    records = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert metrics.read_text().startswith(before) and len(records) == 3 * 2  # one more evaluation
+    assert longer[0]["env_steps"] >= 1800 and 0.0 <= longer[0]["test_win_rate"] <= 1.0
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_an_existing_run_without_checkpoint_stops_before_training(one_cell, resume, capsys):
+    """Without resume=true an existing run is refused; with it, a run cut before
+    its first checkpoint is refused. Either way nothing is touched."""
+    trained, _ = one_cell
+    out = trained.parent / f"cut-{resume}"
+    shutil.copytree(trained / "smax_5v5" / "me_qmix", out / "smax_5v5" / "me_qmix",
+                    ignore=shutil.ignore_patterns("checkpoints"))
+    metrics = out / "smax_5v5" / "me_qmix" / "metrics.jsonl"
+    metrics.write_text("\n".join(metrics.read_text().splitlines()[:2]) + "\n")
+    before = sorted((p, p.read_bytes()) for p in out.rglob("*") if p.is_file())
+    with pytest.raises(SystemExit) as exc:
+        main(["scenarios=smax_5v5", "algs=me_qmix", *TINY, f"out={out}"] + (["resume=true"] if resume else []))
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and ("first checkpoint" in err[0] if resume else "already holds a run" in err[0])
+    assert sorted((p, p.read_bytes()) for p in out.rglob("*") if p.is_file()) == before

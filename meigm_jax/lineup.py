@@ -141,9 +141,10 @@ def _records(run_dir: Path) -> list[dict]:
 def plan(cells: list[Cell], out: Path, resume: bool) -> list[Step]:
     """What each cell needs, decided (and checked) before any cell trains.
 
-    Without ``resume`` every cell must be new. With it, a cell whose run
-    reached its total_timesteps is read, one with a checkpoint continues
-    from it (the same checks as ``train resume=true``), and a new one trains;
+    Without ``resume`` every cell must be new. With it, an existing run must
+    be the same experiment (the checks of ``train resume=true``); a cell
+    whose run reached its total_timesteps is read, one with a checkpoint
+    continues from it, and a new one trains;
     a run stopped before its first checkpoint is an error (nothing of it is
     touched: tabulate it with from_runs=true, or move it away).
     """
@@ -159,12 +160,12 @@ def plan(cells: list[Cell], out: Path, resume: bool) -> list[Step]:
         if not resume:
             raise ConfigError(f"config error: {run_dir} already holds a run; resume=true continues the "
                               "line-up, or choose another out=DIR")
+        resumed = dataclasses.replace(cfg, resume=True)
+        check_resumable(resumed, run_dir)  # a finished run is read only if it is the same experiment
         final = _records(run_dir)[-cfg.num_seeds:]
         if len(final) == cfg.num_seeds and min(r["env_steps"] for r in final) >= cfg.total_timesteps:
             steps.append(Step(cell, "read", cfg))
         elif (run_dir / "checkpoints").exists():
-            resumed = dataclasses.replace(cfg, resume=True)
-            check_resumable(resumed, run_dir)
             steps.append(Step(cell, "resume", resumed))
         else:
             raise ConfigError(f"config error: resume=true but {run_dir} stopped before its first "

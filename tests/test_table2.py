@@ -116,6 +116,12 @@ def test_resume_reads_finished_cells_and_continues_from_checkpoints(one_cell, ca
                           for line in text.splitlines()]
     assert strip(metrics.read_text()) == strip(whole)  # the same run as the uninterrupted one
     assert resumed == rows
+    # A finished cell is read only if it is the same experiment.
+    with pytest.raises(SystemExit) as exc:
+        main(["scenarios=smax_5v5", "algs=me_qmix", *TINY, "lr=0.01", f"out={out}", "resume=true"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "lr=0.01" in err[0]
 
 
 @pytest.mark.parametrize("resume", [False, True])

@@ -56,6 +56,13 @@ def most_probable_joint(values: JointValues) -> jax.Array:
     return (pi[:, 0, :, None] * pi[:, 1, None, :]).reshape(pi.shape[0], -1)
 
 
+def greedy_joint_index(values: JointValues) -> jax.Array:
+    """[S] each seed's greedy joint action of two agents as an index into the
+    row-major k x k joint actions (``joint_actions``, ``q_tot``)."""
+    k = values.policy.shape[-1]
+    return values.greedy_actions[:, 0] * k + values.greedy_actions[:, 1]
+
+
 def at_optimum(values: JointValues, payoff, tolerance: float = 1.5):
     """Per seed: paper Table 1's claim for a two-agent matrix game holds.
 
@@ -68,7 +75,7 @@ def at_optimum(values: JointValues, payoff, tolerance: float = 1.5):
     payoff = np.asarray(payoff)
     best = int(np.argmax(payoff))  # joint actions are enumerated row-major, as the payoff
     joint = np.asarray(most_probable_joint(values))
-    greedy_joint = np.asarray(values.greedy_actions) @ np.array([payoff.shape[1], 1])
+    greedy_joint = np.asarray(greedy_joint_index(values))
     q_best = np.asarray(values.q_tot)[:, best]
     return (joint.argmax(-1) == best) & (greedy_joint == best) & (np.abs(q_best - payoff.max()) <= tolerance)
 

@@ -235,7 +235,7 @@ def save(out: Path, stem: str, markdown: str, rows: list[dict]) -> None:
     print("\n" + markdown)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{stem}.md").write_text(markdown + "\n")
-    leading = list(rows[0]) if rows else []
+    leading = list(rows[0])  # a line-up has at least one cell
     order = leading[:leading.index("seeds")] + ["seeds", "env_steps"] + [
         name for m in METRICS for name in (m, m + "_std")]
     columns = sorted({k for r in rows for k in r}, key=lambda k: (order.index(k) if k in order else len(order), k))

@@ -56,7 +56,8 @@ def cells(argv: list[str]) -> tuple[lineup.Options, list[lineup.Cell]]:
         raise ConfigError(f"config error: family={','.join(family)!r} is not allowed; allowed: "
                           f"{', '.join(FAMILIES)}")
     env_options = group_options("env")
-    envs = [env_name(family[0], s, env_options) for s in options.choices.get("scenarios", SCENARIOS)]
+    scenarios = options.choices.get("scenarios", list(SCENARIOS))
+    envs = [env_name(family[0], s, env_options) for s in scenarios]
     algs = options.choices.get("algs", list(ALGS))
     if any(env.startswith("smacv2_") for env in envs) and not options.from_runs:
         from meigm_jax.sc2.host_loop import missing_install
@@ -68,7 +69,7 @@ def cells(argv: list[str]) -> tuple[lineup.Options, list[lineup.Cell]]:
     return options, [
         lineup.Cell({"scenario": scenario, "env": env, "alg": alg}, f"{env}/{alg}",
                     load([f"+env={env}", f"alg={alg}", *preset, *options.overrides]))
-        for scenario, env in zip(options.choices.get("scenarios", SCENARIOS), envs) for alg in algs]
+        for scenario, env in zip(scenarios, envs) for alg in algs]
 
 
 def main(argv: list[str] | None = None) -> list[dict]:

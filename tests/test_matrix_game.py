@@ -4,7 +4,13 @@ import jax
 import numpy as np
 import pytest
 
-from meigm_jax.analysis import at_optimum, most_probable_joint, seeds_joint_values, table1
+from meigm_jax.analysis import (
+    at_optimum,
+    greedy_joint_index,
+    most_probable_joint,
+    seeds_joint_values,
+    table1,
+)
 from meigm_jax.cli_config import load
 from meigm_jax.envs.matrix_game import PAYOFF
 from meigm_jax.learner import SEEDS_AXIS
@@ -36,7 +42,7 @@ def _seeds_at_optimum(name: str, values):
 
 def _greedy_joint_maximises_q_tot(values):
     """IGM on the trained networks: the agents' greedy joint action is Q_tot's argmax."""
-    greedy_index = np.asarray(values.greedy_actions) @ np.array([3, 1])
+    greedy_index = np.asarray(greedy_joint_index(values))
     q_tot = np.asarray(values.q_tot)
     chosen = q_tot[np.arange(NUM_SEEDS), greedy_index]
     np.testing.assert_array_less(q_tot.max(-1) - chosen, 1e-4)

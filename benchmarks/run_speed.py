@@ -1,0 +1,79 @@
+"""How fast a training run went, and how long the whole run would take.
+
+Reads a run directory's ``config.json`` and ``metrics.jsonl`` and prints one
+table: env steps reached, time to the first evaluation (compilation and the
+first chunk), the steady env steps/s of all seeds together (median over the
+second half of the evaluations, so that compilation and warm-up are left
+out), and the projected wall time of ``total_timesteps``. A run resumed one
+or more times (each part compiles again) is read the same way: ``sps`` is
+logged per chunk.
+
+Made for issue 7's target 5 (10M env steps x 4 seeds on one H100 in <= 30
+min), which cannot run in one call of the lent device (10 minutes a call):
+``benchmarks/gpu_session.sh train10m`` runs it in parts, each resuming the
+last, and ends with this table.
+
+    python benchmarks/run_speed.py RUN_DIR [RUN_DIR ...] [--total-timesteps N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+from tables import print_table
+
+
+def run_speed(run_dir: Path, total: int | None = None) -> dict:
+    """Figures of one run: steps reached, first evaluation, steady sps, projection.
+
+    ``total`` defaults to the run's first ``total_timesteps`` (a resumed run
+    may have changed it; config.json keeps the first).
+    """
+    config = json.loads((run_dir / "config.json").read_text())
+    by_eval: dict[int, list[dict]] = defaultdict(list)  # evaluation index -> one record per seed
+    seen: dict[int, int] = defaultdict(int)
+    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+        if not line.strip():
+            continue
+        rec = json.loads(line)
+        i = rec.get("seed_index", 0)
+        by_eval[seen[i]].append(rec)
+        seen[i] += 1
+    if not by_eval:
+        raise SystemExit(f"error: {run_dir}/metrics.jsonl has no evaluation yet")
+    evals = [by_eval[k] for k in sorted(by_eval)]
+    total_sps = [sum(r["sps"] for r in records) for records in evals]
+    steady = statistics.median(total_sps[len(total_sps) // 2:])
+    num_seeds = len(evals[0])
+    reached = min(r["env_steps"] for r in evals[-1])
+    first_eval_s = evals[0][0]["wall_s"]
+    total = total or config["total_timesteps"]
+    return {
+        "run": run_dir.name, "seeds": num_seeds, "reached": reached, "total": total,
+        "first_eval_s": first_eval_s, "steady_sps": steady,
+        "projected_s": first_eval_s + num_seeds * max(total - evals[0][0]["env_steps"], 0) / steady,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dirs", nargs="+", type=Path)
+    parser.add_argument("--total-timesteps", type=int, default=None,
+                        help="project to this many env steps per seed (default: the run's config)")
+    args = parser.parse_args()
+    rows = []
+    for run_dir in args.run_dirs:
+        s = run_speed(run_dir, args.total_timesteps)
+        rows.append([s["run"], str(s["seeds"]), f"{s['reached']:,} of {s['total']:,}",
+                     f"{s['first_eval_s']:.0f}", f"{s['steady_sps']:,.0f}",
+                     f"{s['steady_sps'] / s['seeds']:,.0f}", f"{s['projected_s'] / 60:.1f}"])
+    print_table(["run", "seeds", "env steps per seed", "first eval s", "env steps/s, all seeds",
+                 "per seed", "projected min, whole run"], rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -34,6 +34,7 @@ case $stage in
              # 10 minutes, the whole run about 25: each call trains LIMIT seconds, checkpointing,
              # and the next call on the still-warm machine resumes it (the state is ~3 GiB, too
              # big to travel). run_speed.py projects the whole run from the measured env steps/s.
+             # A first part cut before its first checkpoint (EVERY updates) cannot resume: rm -rf /tmp/train10m.
     versions
     dir=/tmp/train10m; more=""
     [ -d $dir/checkpoints ] && more="resume=true"

@@ -19,12 +19,12 @@ last, and ends with this table.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-from collections import defaultdict
 from pathlib import Path
 
 from tables import print_table
+
+from meigm_jax.plot import PlotError, evaluations, read_config, read_records
 
 
 def run_speed(run_dir: Path, total: int | None = None) -> dict:
@@ -33,25 +33,15 @@ def run_speed(run_dir: Path, total: int | None = None) -> dict:
     ``total`` defaults to the run's first ``total_timesteps`` (a resumed run
     may have changed it; config.json keeps the first).
     """
-    config = json.loads((run_dir / "config.json").read_text())
-    by_eval: dict[int, list[dict]] = defaultdict(list)  # evaluation index -> one record per seed
-    seen: dict[int, int] = defaultdict(int)
-    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
-        if not line.strip():
-            continue
-        rec = json.loads(line)
-        i = rec.get("seed_index", 0)
-        by_eval[seen[i]].append(rec)
-        seen[i] += 1
-    if not by_eval:
-        raise SystemExit(f"error: {run_dir}/metrics.jsonl has no evaluation yet")
-    evals = [by_eval[k] for k in sorted(by_eval)]
+    evals = evaluations(read_records(run_dir))
+    if not evals:
+        raise SystemExit(f"error: {run_dir}/metrics.jsonl has no complete evaluation yet")
     total_sps = [sum(r["sps"] for r in records) for records in evals]
     steady = statistics.median(total_sps[len(total_sps) // 2:])
     num_seeds = len(evals[0])
     reached = min(r["env_steps"] for r in evals[-1])
     first_eval_s = evals[0][0]["wall_s"]
-    total = total or config["total_timesteps"]
+    total = total or read_config(run_dir)["total_timesteps"]
     return {
         "run": run_dir.name, "seeds": num_seeds, "reached": reached, "total": total,
         "first_eval_s": first_eval_s, "steady_sps": steady,
@@ -67,7 +57,10 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     for run_dir in args.run_dirs:
-        s = run_speed(run_dir, args.total_timesteps)
+        try:
+            s = run_speed(run_dir, args.total_timesteps)
+        except PlotError as exc:
+            raise SystemExit(f"error: {exc}") from None
         rows.append([s["run"], str(s["seeds"]), f"{s['reached']:,} of {s['total']:,}",
                      f"{s['first_eval_s']:.0f}", f"{s['steady_sps']:,.0f}",
                      f"{s['steady_sps'] / s['seeds']:,.0f}", f"{s['projected_s'] / 60:.1f}"])

@@ -28,6 +28,7 @@ import numpy as np
 
 from meigm_jax.cli_config import exit_bad_input
 from meigm_jax.config import ConfigError, TrainConfig
+from meigm_jax.plot import evaluations
 
 # Every line-up's presets: "paper" keeps each cell's env and alg settings (the
 # paper's schedule) with 4 seeds; "cpu" is a small run per cell that a 2-core
@@ -207,11 +208,7 @@ def table_row(cell: Cell, final: list[dict]) -> dict:
 
 
 def rows_from_runs(cells: list[Cell], out: Path) -> list[dict]:
-    """Rows from the runs under ``out``, at the last evaluation every cell reached.
-
-    metrics.jsonl holds one record per seed per evaluation, seeds in turn, so
-    evaluation k of a run is its k-th block of num_seeds records.
-    """
+    """Rows from the runs under ``out``, at the last evaluation every cell reached."""
     runs = []
     for cell in cells:
         path = out / cell.subdir / "metrics.jsonl"
@@ -220,9 +217,7 @@ def rows_from_runs(cells: list[Cell], out: Path) -> list[dict]:
             listed = ", ".join(names[:4]) + (f", ... ({len(names)} in all)" if len(names) > 4 else "")
             exit_bad_input(f"config error: from_runs=true but {path} does not exist; allowed: an out=DIR "
                            f"holding a run of every cell ({listed})")
-        records = _records(path.parent)
-        num_seeds = len({r["seed_index"] for r in records})
-        runs.append([records[i:i + num_seeds] for i in range(0, len(records) - num_seeds + 1, num_seeds)])
+        runs.append(evaluations(_records(path.parent)))
     common = min(len(evals) for evals in runs)
     if common == 0:
         exit_bad_input(f"config error: from_runs=true but a run under {out} has no evaluation yet")

@@ -71,6 +71,14 @@ def read_records(run_dir: str | Path) -> list[dict]:
     return records
 
 
+def evaluations(records: list[dict]) -> list[list[dict]]:
+    """Records grouped by evaluation: metrics.jsonl holds one record per seed
+    per evaluation, seeds in turn, so evaluation k is the k-th block of
+    num_seeds records (a block cut short by a killed run is left out)."""
+    num_seeds = len({r.get("seed_index", 0) for r in records})
+    return [records[i:i + num_seeds] for i in range(0, len(records) - num_seeds + 1, num_seeds)]
+
+
 def read_config(run_dir: str | Path) -> dict:
     """``run_dir/config.json``, or {} when it is missing or unreadable."""
     try:

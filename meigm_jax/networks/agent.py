@@ -6,12 +6,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-
-# PyTorch's GRUCell initialisation, uniform(-1/sqrt(H), 1/sqrt(H)), as in
-# pymarl2 (the paper's code base). It also avoids flax's default orthogonal
-# recurrent init: three QR decompositions in one vmapped program deadlock
-# XLA's CPU runtime now and then (jax 0.10.2), which hung vmapped seeds.
-GRU_INIT = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+from meigm_jax.networks.init import conv, gru_cell, linear
 
 
 class RNNAgent(nn.Module):
@@ -39,13 +34,12 @@ class RNNAgent(nn.Module):
             if x.ndim - len(lead) != 3:
                 raise ValueError(f"agent.torso=cnn needs (H, W, C) observations, got {obs.shape[len(lead):]}")
             for i in range(2):
-                x = nn.relu(nn.Conv(self.cnn_channels, (3, 3), padding="SAME", name=f"conv{i}")(x))
+                x = nn.relu(conv(self.cnn_channels, x.shape[-1], (3, 3), padding="SAME",
+                                 name=f"conv{i}")(x))
         x = jnp.concatenate([x.reshape(lead + (-1,)), extras], axis=-1)
-        x = nn.relu(nn.Dense(self.hidden_dim, name="encoder")(x))
-        gru = nn.GRUCell(self.hidden_dim, kernel_init=GRU_INIT, recurrent_kernel_init=GRU_INIT,
-                         name="gru")
-        hidden, _ = gru(hidden, x)
-        return hidden, nn.Dense(self.num_actions, name="q_head")(hidden)
+        x = nn.relu(linear(self.hidden_dim, x.shape[-1], name="encoder")(x))
+        hidden, _ = gru_cell(self.hidden_dim, name="gru")(hidden, x)
+        return hidden, linear(self.num_actions, self.hidden_dim, name="q_head")(hidden)
 
 
 def agent_extras(last_actions_onehot: jax.Array) -> jax.Array:

@@ -6,6 +6,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from meigm_jax.networks.init import linear
+
 
 class HyperNet(nn.Module):
     """state -> Dense(embed) -> ReLU -> Dense(out)."""
@@ -15,7 +17,8 @@ class HyperNet(nn.Module):
 
     @nn.compact
     def __call__(self, state: jax.Array) -> jax.Array:
-        return nn.Dense(self.out)(nn.relu(nn.Dense(self.embed)(state)))
+        hidden = nn.relu(linear(self.embed, state.shape[-1])(state))
+        return linear(self.out, self.embed)(hidden)
 
 
 class PositiveHyperNet(nn.Module):

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from meigm_jax.networks.hyper import HyperNet, PositiveHyperNet
+from meigm_jax.networks.init import linear
 
 
 class VDNMixer(nn.Module):
@@ -39,10 +40,12 @@ class QMixer(nn.Module):
         n, e = self.num_agents, self.embed_dim
         w1 = PositiveHyperNet(n * e, self.hypernet_embed, name="hyper_w1")(state)
         w1 = w1.reshape(state.shape[:-1] + (n, e))
-        b1 = nn.Dense(e, name="hyper_b1")(state)
+        b1 = linear(e, state.shape[-1], name="hyper_b1")(state)
         hidden = nn.elu(jnp.einsum("...n,...ne->...e", q, w1) + b1)
         w2 = PositiveHyperNet(e, self.hypernet_embed, name="hyper_w2")(state)
-        b2 = nn.Dense(1, name="hyper_b2_out")(nn.relu(nn.Dense(e, name="hyper_b2")(state)))
+        # pymarl2's nmix: the b2 hypernetwork's hidden width is hypernet_embed.
+        b2_hidden = nn.relu(linear(self.hypernet_embed, state.shape[-1], name="hyper_b2")(state))
+        b2 = linear(1, self.hypernet_embed, name="hyper_b2_out")(b2_hidden)
         return (hidden * w2).sum(-1) + b2[..., 0]
 
 

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from meigm_jax.networks.hyper import HyperNet, PositiveHyperNet
+from meigm_jax.networks.init import linear
 
 
 class OPT1(nn.Module):
@@ -26,7 +27,7 @@ class OPT1(nn.Module):
     def __call__(self, q: jax.Array, state: jax.Array) -> jax.Array:
         n = self.num_agents
         slope = PositiveHyperNet(n, self.hypernet_embed, self.min_slope, name="hyper_a")(state)
-        bias = nn.Dense(n, name="hyper_c")(state)
+        bias = linear(n, state.shape[-1], name="hyper_c")(state)
         return slope[..., None] * q + bias[..., None]
 
 
@@ -43,7 +44,7 @@ class OPT2(nn.Module):
         n, d = self.num_agents, self.embed_dim
         shape = state.shape[:-1] + (n, 1, d)  # broadcast over the k actions
         w1 = PositiveHyperNet(n * d, self.hypernet_embed, self.min_slope, name="hyper_w1")(state)
-        b1 = nn.Dense(n * d, name="hyper_b1")(state)
+        b1 = linear(n * d, state.shape[-1], name="hyper_b1")(state)
         w2 = PositiveHyperNet(n * d, self.hypernet_embed, self.min_slope, name="hyper_w2")(state)
         b2 = HyperNet(n, self.hypernet_embed, name="hyper_b2")(state)
         hidden = nn.elu(w1.reshape(shape) * q[..., None] + b1.reshape(shape))
@@ -75,9 +76,9 @@ class MLPTransform(nn.Module):
         ids = jnp.broadcast_to(jnp.eye(n, dtype=q.dtype), q.shape[:-1] + (n,))
         states = jnp.broadcast_to(state[..., None, :], q.shape[:-1] + state.shape[-1:])
         x = jnp.concatenate([q, states, ids], axis=-1)
-        x = nn.relu(nn.Dense(self.hidden)(x))
-        x = nn.relu(nn.Dense(self.hidden)(x))
-        return nn.Dense(k)(x)
+        x = nn.relu(linear(self.hidden, x.shape[-1])(x))
+        x = nn.relu(linear(self.hidden, self.hidden)(x))
+        return linear(k, self.hidden)(x)
 
 
 def make_transform(kind: str, layers: int, num_agents: int, embed_dim: int,

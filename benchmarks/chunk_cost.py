@@ -1,4 +1,4 @@
-"""Where an end-to-end training chunk's time goes on smax_5v5 (issue 7).
+"""Where an end-to-end training chunk's time goes on smax_5v5.
 
     python benchmarks/chunk_cost.py
 

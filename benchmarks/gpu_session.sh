@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# GPU runs named by the issues, one stage per call of the lent device machine.
-# The machine has CUDA JAX, flax, optax, chex and orbax but no registry, so the
-# remaining packages travel as wheels in .whl/ (git-ignored; see RESULTS.md).
+# The GPU measurements recorded in benchmarks/RESULTS.md, one stage per call.
+# Written for a GPU machine that has CUDA JAX, flax, optax, chex and orbax but no
+# package registry: the remaining packages travel as wheels in .whl/ (git-ignored;
+# RESULTS.md lists them and how they were fetched).
 #   bash benchmarks/gpu_session.sh STAGE OUTDIR
 # Stages: setup-check, train1m, train10m, throughput, scaling, ablation (extra arguments go to the script).
 set -uo pipefail
@@ -26,14 +27,14 @@ case $stage in
   setup-check)
     versions
     $py -m meigm_jax.train total_timesteps=2000 wandb.mode=disabled hydra.run.dir=/tmp/smoke | tail -5 ;;
-  train1m)  # issue 2: 1M env steps of ME-QMIX on smax_5v5, 4 seeds
+  train1m)  # 1M env steps of ME-QMIX on smax_5v5, 4 seeds
     versions
     timeout ${LIMIT:-520} bash -c "$(declare -f smax); py=$py; smax me_qmix 1000000 4 /tmp/train1m" 2>&1 | tee "$out/train1m.log" | tail -30
     cp /tmp/train1m/metrics.jsonl "$out/train1m_metrics.jsonl" ;;
-  train10m)  # issue 7 target 5: 10M env steps of ME-QMIX on smax_5v5, 4 seeds. A call may run
-             # 10 minutes, the whole run about 25: each call trains LIMIT seconds, checkpointing,
-             # and the next call on the still-warm machine resumes it (the state is ~3 GiB, too
-             # big to travel). run_speed.py projects the whole run from the measured env steps/s.
+  train10m)  # 10M env steps of ME-QMIX on smax_5v5, 4 seeds, in parts: each call trains LIMIT
+             # seconds, checkpointing, and the next call on the same machine resumes it (the
+             # state is ~3 GiB, too big to copy elsewhere). The whole run takes about 25 minutes.
+             # run_speed.py projects the whole run from the measured env steps/s.
              # A first part cut before its first checkpoint (EVERY updates) cannot resume: rm -rf /tmp/train10m.
     versions
     dir=/tmp/train10m; more=""
@@ -48,7 +49,7 @@ case $stage in
   scaling)
     versions
     timeout ${LIMIT:-520} $py benchmarks/scaling.py "$@" 2>&1 | grep -v ubmoduled | tee "$out/scaling.log" ;;
-  ablation)  # issue 3: the four variants at once, one process each sharing the GPU
+  ablation)  # the four ablation variants at once, one process each sharing the GPU
     versions
     export XLA_PYTHON_CLIENT_MEM_FRACTION=0.2
     mkdir -p /tmp/abl

@@ -60,7 +60,7 @@ def main() -> None:
             host.collect(act, jax.random.PRNGKey(1))  # warm-up: workers' first reset, act compile
             start, steps = time.perf_counter(), 0
             for r in range(args.rollouts):
-                steps += int(host.collect(act, jax.random.PRNGKey(2 + r)).lengths.sum())
+                steps += int(host.collect(act, jax.random.PRNGKey(2 + r)).result.stats.length_sum)
             host_sps = steps / (time.perf_counter() - start)
         finally:
             pool.close()

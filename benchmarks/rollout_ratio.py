@@ -1,4 +1,4 @@
-"""Issue 7, target 1: rollout with the policy against the raw env, same num_envs.
+"""Rollout with the policy against the raw env, same num_envs.
 
     python benchmarks/rollout_ratio.py [--envs smax_5v5,overcooked_cramped_room] [--num-envs 16,128]
 

@@ -8,9 +8,9 @@ out), and the projected wall time of ``total_timesteps``. A run resumed one
 or more times (each part compiles again) is read the same way: ``sps`` is
 logged per chunk.
 
-Made for issue 7's target 5 (10M env steps x 4 seeds on one H100 in <= 30
-min), which cannot run in one call of the lent device (10 minutes a call):
-``benchmarks/gpu_session.sh train10m`` runs it in parts, each resuming the
+Made for runs longer than one call of a borrowed GPU machine allows (10M
+env steps x 4 seeds against 10 minutes a call):
+``benchmarks/gpu_session.sh train10m`` runs one in parts, each resuming the
 last, and ends with this table.
 
     python benchmarks/run_speed.py RUN_DIR [RUN_DIR ...] [--total-timesteps N]
@@ -24,7 +24,7 @@ from pathlib import Path
 
 from tables import print_table
 
-from meigm_jax.plot import PlotError, evaluations, read_config, read_records
+from meigm_jax.run_dir import RunDirError, evaluations, read_config, read_records
 
 
 def run_speed(run_dir: Path, total: int | None = None) -> dict:
@@ -59,7 +59,7 @@ def main() -> None:
     for run_dir in args.run_dirs:
         try:
             s = run_speed(run_dir, args.total_timesteps)
-        except PlotError as exc:
+        except RunDirError as exc:
             raise SystemExit(f"error: {exc}") from None
         rows.append([s["run"], str(s["seeds"]), f"{s['reached']:,} of {s['total']:,}",
                      f"{s['first_eval_s']:.0f}", f"{s['steady_sps']:,.0f}",

@@ -1,4 +1,4 @@
-"""One gradient step on smax_5v5 episodes, padded against packed (issue 7).
+"""One gradient step on smax_5v5 episodes, padded against packed.
 
     python benchmarks/update_cost.py
 

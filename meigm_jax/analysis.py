@@ -107,3 +107,15 @@ def table1(values: JointValues, payoff) -> str:
             lines.append(f"| {names[row]} {policy[seed, 0, row]:.2f} | "
                          + " | ".join(f"{v:.1f}" for v in q_tot[seed, row]) + " |")
     return "\n".join(lines)
+
+
+def matrix_game_table1(trainer, params) -> tuple[str, str]:
+    """The matrix game's end-of-run report: paper Table 1's layout per seed."""
+    from meigm_jax.envs.matrix_game import PAYOFF
+
+    return "table1.md", table1(seeds_joint_values(trainer, params), PAYOFF)
+
+
+# End-of-run reports an env names in its spec (EnvSpec.end_report):
+# (trainer, params of all seeds) -> (file name in the run directory, Markdown text).
+END_REPORTS = {"table1": matrix_game_table1}

@@ -1,9 +1,13 @@
 """Turning command-line overrides into a validated ``TrainConfig``.
 
-Hydra reports a bad override with a multi-line message and exit code 1. The
-launcher checks the overrides first, composes them with Hydra's compose API
-and validates the result, so that any bad input ends in one line naming the
-key and what is allowed, with exit code 2, before anything is compiled.
+Hydra's schema is ``TrainConfig`` itself (``config.hydra_schema``), so Hydra
+knows every key's type. Hydra reports a bad override with a multi-line
+message and exit code 1; the launcher checks the overrides first, composes
+them once with Hydra's compose API and validates the result, so that any bad
+input ends in one line naming the key and what is allowed, with exit code 2,
+before anything is created or compiled. A single run then goes on with that
+composed config (``meigm_jax.train``); only a multirun lets Hydra compose
+each of its jobs.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any, Iterable
 
 from hydra.core.config_store import ConfigStore
 
-from meigm_jax.config import ConfigError, TrainConfig, defaults_dict, from_dict
+from meigm_jax.config import ConfigError, TrainConfig, defaults_dict, from_dict, hydra_schema, type_error
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 GROUPS = ("alg", "env")
@@ -22,8 +26,8 @@ EXIT_BAD_INPUT = 2
 
 
 def register_base() -> None:
-    """Make ``TrainConfig``'s defaults Hydra's ``base`` config."""
-    ConfigStore.instance().store(name="base", node=defaults_dict())
+    """Make ``TrainConfig`` (typed, with its defaults) Hydra's ``base`` config."""
+    ConfigStore.instance().store(name="base", node=hydra_schema())
 
 
 def group_options(group: str) -> list[str]:
@@ -70,33 +74,62 @@ def check_overrides(overrides: Iterable[str]) -> None:
             raise ConfigError(f"config error: unknown key '{key}'; allowed: {allowed}")
 
 
-def compose_config(overrides: list[str]) -> dict[str, Any]:
-    """Compose with Hydra exactly as the run will, without starting a run."""
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
+def _override_value(overrides: list[str], key: str) -> Any:
+    """The value an override gave ``key``, parsed as Hydra reads plain values."""
+    import yaml
+
+    for override in reversed(overrides):
+        name, _, value = override.partition("=")
+        if name.lstrip("+~") == key:
+            try:
+                return yaml.safe_load(value)
+            except yaml.YAMLError:
+                return value
+    return None
+
+
+def compose(overrides: list[str], with_hydra: bool = False):
+    """Compose once with Hydra, as a run will: the config node (with Hydra's
+    own ``hydra`` node when ``with_hydra``). Call within ``hydra_context()``."""
+    from hydra import compose as hydra_compose
+
+    if not with_hydra:
+        overrides = [o for o in overrides if not o.lstrip("+~").startswith("hydra.")]
+    plain = [o for o in overrides if not o.startswith("-")]
+    try:
+        return hydra_compose(config_name="config", overrides=plain, return_hydra_config=with_hydra)
+    except Exception as exc:
+        from omegaconf.errors import ValidationError
+
+        cause = exc.__cause__
+        if isinstance(cause, ValidationError) and cause.full_key:  # a value of the wrong type
+            raise type_error(cause.full_key, _override_value(overrides, cause.full_key)) from exc
+        # Other Hydra / OmegaConf errors: keep their first line.
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"config error: {first}") from exc
+
+
+def hydra_context(job_name: str = "train"):
+    """Hydra's global state for ``compose``, with this project's configs."""
+    from hydra import initialize_config_dir
 
     register_base()
-    plain = [o for o in overrides if not o.startswith("-") and not o.lstrip("+~").startswith("hydra.")]
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        node = compose(config_name="config", overrides=plain)
-    return OmegaConf.to_container(node, resolve=True)
+    return initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3", job_name=job_name)
 
 
-def from_composed(data: dict[str, Any]) -> TrainConfig:
-    """A composed Hydra config (plain data) to a validated ``TrainConfig``."""
-    return from_dict({key: value for key, value in data.items() if key != "hydra"})
+def from_composed(node) -> TrainConfig:
+    """A composed Hydra config to a validated ``TrainConfig``."""
+    from omegaconf import OmegaConf
+
+    plain = lambda value: OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+    return from_dict({key: plain(node[key]) for key in node if key != "hydra"})
 
 
 def load(overrides: list[str]) -> TrainConfig:
+    """Overrides to a validated ``TrainConfig``; ConfigError (one line) on bad input."""
     check_overrides(overrides)
-    try:
-        data = compose_config(overrides)
-    except ConfigError:
-        raise
-    except Exception as exc:  # Hydra / OmegaConf errors: keep their first line
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"config error: {first}") from exc
-    return from_composed(data)
+    with hydra_context():
+        return from_composed(compose(overrides))
 
 
 def exit_bad_input(message: str) -> None:

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
-
-class ConfigError(ValueError):
-    """A configuration value that cannot be run; its message is one line."""
+from meigm_jax.errors import ConfigError
 
 
 MIXERS = ("vdn", "qmix", "qplex")
@@ -223,44 +223,78 @@ def env_family(env_name: str) -> str:
 
 
 def defaults_dict() -> dict[str, Any]:
-    """Every key with its default, as plain data for Hydra's ConfigStore."""
+    """Every key with its default, as plain data."""
     return dataclasses.asdict(TrainConfig())
+
+
+def hydra_schema(cls: type = None) -> type:
+    """``TrainConfig`` as Hydra's typed schema: the same fields, types and
+    defaults in dataclasses that are not frozen (OmegaConf makes a frozen
+    dataclass read-only, and Hydra merges overrides into the schema)."""
+    cls = TrainConfig if cls is None else cls
+    hints = typing.get_type_hints(cls)
+    fields = []
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[f.name]):
+            sub = hydra_schema(hints[f.name])
+            fields.append((f.name, sub, dataclasses.field(default_factory=sub)))
+        else:
+            fields.append((f.name, hints[f.name], dataclasses.field(default=f.default)))
+    return dataclasses.make_dataclass(cls.__name__, fields)
 
 
 def _fail(key: str, value: Any, allowed: str) -> ConfigError:
     return ConfigError(f"config error: {key}={value!r} is not allowed; allowed: {allowed}")
 
 
-def _coerce(key: str, value: Any, annotation: str) -> Any:
-    """Convert one leaf to the type of its default, or fail with one line."""
-    if "Optional" in annotation and value is None:
+def _base_type(typ: Any) -> tuple[Any, bool]:
+    """(the type inside Optional, whether None is allowed)."""
+    args = typing.get_args(typ)
+    if typing.get_origin(typ) in (typing.Union, types.UnionType) and type(None) in args:
+        return next(a for a in args if a is not type(None)), True
+    return typ, False
+
+
+def type_error(key: str, value: Any) -> ConfigError:
+    """The one line for a value of the wrong type at dotted ``key`` (e.g. ``opt.layers``)."""
+    typ: Any = TrainConfig
+    for part in key.split("."):
+        typ = typing.get_type_hints(typ)[part]
+    return _fail(key, value, _allowed(_base_type(typ)[0]))
+
+
+def _allowed(base: Any) -> str:
+    if typing.get_origin(base) is tuple:
+        return "a list of strings"
+    return {bool: "true or false", int: "an integer", float: "a finite number", str: "a string"}[base]
+
+
+def _coerce(key: str, value: Any, typ: Any) -> Any:
+    """Convert one leaf to its field's type, or fail with one line."""
+    base, optional = _base_type(typ)
+    if optional and value is None:
         return None
-    if "bool" in annotation:
-        if isinstance(value, bool):
-            return value
-        raise _fail(key, value, "true or false")
-    if "int" in annotation and "float" not in annotation:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
-            raise _fail(key, value, "an integer")
-        return int(value)
-    if "float" in annotation:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise _fail(key, value, "a finite number")
-        return float(value)
-    if "tuple" in annotation:
-        if isinstance(value, str) or not isinstance(value, (list, tuple)) or not all(
-                isinstance(v, str) for v in value):
-            raise _fail(key, value, "a list of strings")
-        return tuple(value)
-    if "str" in annotation:
-        if not isinstance(value, str):
-            raise _fail(key, value, "a string")
-        return value
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if base is bool:
+        ok = isinstance(value, bool)
+    elif base is int:
+        ok = number and value == int(value)
+        value = int(value) if ok else value
+    elif base is float:
+        ok = number and math.isfinite(value)
+        value = float(value) if ok else value
+    elif typing.get_origin(base) is tuple:
+        ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+        value = tuple(value) if ok else value
+    else:
+        ok = isinstance(value, base)
+    if not ok:
+        raise _fail(key, value, _allowed(base))
     return value
 
 
 def _build(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    fields = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(data) - set(fields))
     if unknown:
         key = prefix + unknown[0]
@@ -268,7 +302,8 @@ def _build(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
         raise ConfigError(f"config error: unknown key '{key}'; allowed: {allowed}")
     kwargs = {}
     default = cls()
-    for name, f in fields.items():
+    hints = typing.get_type_hints(cls)
+    for name in fields:
         if name not in data:
             continue
         value = data[name]
@@ -278,7 +313,7 @@ def _build(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
                 raise _fail(prefix + name, value, "a mapping of sub-keys")
             kwargs[name] = _build(type(sub_default), value, prefix + name + ".")
         else:
-            kwargs[name] = _coerce(prefix + name, value, str(f.type))
+            kwargs[name] = _coerce(prefix + name, value, hints[name])
     return cls(**kwargs)
 
 
@@ -339,6 +374,15 @@ def _check_range(cfg: TrainConfig) -> None:
          f"an integer <= buffer_size ({cfg.buffer_size})")
     need(cfg.num_envs <= cfg.buffer_size, "num_envs", cfg.num_envs,
          f"an integer <= buffer_size ({cfg.buffer_size})")
+    if env_family(cfg.env.name) == "smacv2":  # StarCraft II workers on the host (meigm_jax.sc2)
+        if cfg.num_seeds != 1:
+            raise ConfigError(f"config error: num_seeds={cfg.num_seeds} is not allowed for {cfg.env.name}; "
+                              "allowed: 1 (a host-loop run trains one seed; start one run per seed)")
+        if cfg.resume:
+            raise ConfigError(f"config error: resume=true is not allowed for {cfg.env.name}; allowed: false")
+        if cfg.host.num_workers > cfg.buffer_size:
+            raise ConfigError(f"config error: host.num_workers={cfg.host.num_workers} is not allowed; "
+                              f"allowed: an integer <= buffer_size ({cfg.buffer_size})")
 
 
 def from_dict(data: Mapping[str, Any]) -> TrainConfig:

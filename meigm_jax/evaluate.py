@@ -13,11 +13,11 @@ Other keys: ``seed=K`` (evaluation randomness; default 0).
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 from pathlib import Path
 from typing import NamedTuple
 
+from meigm_jax import run_dir as run_dirs
 from meigm_jax.cli_config import exit_bad_input
 from meigm_jax.config import ConfigError, from_dict
 
@@ -43,8 +43,8 @@ def parse_args(argv: list[str]) -> EvalArgs:
     if "run_dir" not in values:
         raise ConfigError("evaluate error: run_dir=PATH is required (a directory written by meigm_jax.train)")
     run_dir = Path(values["run_dir"])
-    if not (run_dir / "config.json").exists():
-        raise ConfigError(f"evaluate error: run_dir={run_dir} holds no run (no config.json)")
+    if not run_dirs.has_config(run_dir):
+        raise ConfigError(f"evaluate error: run_dir={run_dir} holds no run (no {run_dirs.CONFIG})")
 
     def integer(key: str, default, low: int):
         if key not in values:
@@ -72,7 +72,7 @@ def evaluate_run(args: EvalArgs) -> list[dict]:
     from meigm_jax.checkpoint import CheckpointError, restore_latest
     from meigm_jax.trainer import make_train, seed_keys
 
-    cfg = from_dict(json.loads((args.run_dir / "config.json").read_text()))
+    cfg = from_dict(run_dirs.read_config(args.run_dir))
     if args.episodes is not None:
         cfg = dataclasses.replace(cfg, test_episodes=args.episodes)
     trainer = make_train(cfg)
@@ -82,7 +82,7 @@ def evaluate_run(args: EvalArgs) -> list[dict]:
     template = jax.eval_shape(jax.vmap(trainer.init), seed_keys(cfg))
     try:
         # Parameters and counters only: the replay (up to GiBs) is not read.
-        state, meta = restore_latest(args.run_dir / "checkpoints", template,
+        state, meta = restore_latest(run_dirs.checkpoints_dir(args.run_dir), template,
                                      fields=("params", "counters"))
     except CheckpointError as exc:
         raise ConfigError(f"evaluate error: {exc}") from exc

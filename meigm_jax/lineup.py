@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 import sys
 import time
 from pathlib import Path
@@ -26,9 +25,10 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
+from meigm_jax import run_dir as run_dirs
 from meigm_jax.cli_config import exit_bad_input
-from meigm_jax.config import ConfigError, TrainConfig
-from meigm_jax.plot import evaluations
+from meigm_jax.config import ConfigError, TrainConfig, to_dict
+from meigm_jax.run_dir import evaluations
 
 # Every line-up's presets: "paper" keeps each cell's env and alg settings (the
 # paper's schedule) with 4 seeds; "cpu" is a small run per cell that a 2-core
@@ -133,10 +133,7 @@ class Step(NamedTuple):
 
 
 def _records(run_dir: Path) -> list[dict]:
-    path = run_dir / "metrics.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return run_dirs.read_records(run_dir, required=False)
 
 
 def plan(cells: list[Cell], out: Path, resume: bool) -> list[Step]:
@@ -149,24 +146,21 @@ def plan(cells: list[Cell], out: Path, resume: bool) -> list[Step]:
     a run stopped before its first checkpoint is an error (nothing of it is
     touched: tabulate it with from_runs=true, or move it away).
     """
-    from meigm_jax.train import check_resumable
-
     steps = []
     for cell in cells:
         run_dir, cfg = out / cell.subdir, cell.config
-        exists = (run_dir / "metrics.jsonl").exists() or (run_dir / "checkpoints").exists()
-        if not exists:
+        if not run_dirs.has_run(run_dir):
             steps.append(Step(cell, "train", cfg))
             continue
         if not resume:
-            raise ConfigError(f"config error: {run_dir} already holds a run; resume=true continues the "
-                              "line-up, or choose another out=DIR")
+            run_dirs.check_new(run_dir, "resume=true continues the line-up, or choose another out=DIR")
         resumed = dataclasses.replace(cfg, resume=True)
-        check_resumable(resumed, run_dir)  # a finished run is read only if it is the same experiment
+        # A finished run is read only if it is the same experiment.
+        run_dirs.check_resumable(to_dict(resumed), run_dir)
         final = _records(run_dir)[-cfg.num_seeds:]
         if len(final) == cfg.num_seeds and min(r["env_steps"] for r in final) >= cfg.total_timesteps:
             steps.append(Step(cell, "read", cfg))
-        elif (run_dir / "checkpoints").exists():
+        elif run_dirs.checkpoints_dir(run_dir).exists():
             steps.append(Step(cell, "resume", resumed))
         else:
             raise ConfigError(f"config error: resume=true but {run_dir} stopped before its first "
@@ -211,7 +205,7 @@ def rows_from_runs(cells: list[Cell], out: Path) -> list[dict]:
     """Rows from the runs under ``out``, at the last evaluation every cell reached."""
     runs = []
     for cell in cells:
-        path = out / cell.subdir / "metrics.jsonl"
+        path = run_dirs.metrics_path(out / cell.subdir)
         if not path.exists():
             names = [c.subdir for c in cells]
             listed = ", ".join(names[:4]) + (f", ... ({len(names)} in all)" if len(names) > 4 else "")

@@ -20,7 +20,6 @@ line to stderr and exits with status 2. Only numpy and matplotlib are needed
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from collections import Counter
@@ -29,63 +28,17 @@ from pathlib import Path
 
 import numpy as np
 
+from meigm_jax.run_dir import RunDirError, read_config, read_records
+
 EXIT_BAD_INPUT = 2
 DEFAULT_OUT = "learning_curves.png"
 # Record keys that identify a seed or an evaluation rather than measure anything.
 _NOT_METRICS = ("seed", "seed_index")
 
 
-class PlotError(ValueError):
-    """Bad input; the message is one line saying what is wrong and what is allowed."""
-
-
-def read_records(run_dir: str | Path) -> list[dict]:
-    """The records of ``run_dir/metrics.jsonl`` in file order.
-
-    A malformed last line (a write cut short by a killed run) is skipped; a
-    malformed line elsewhere is an error.
-    """
-    run_dir = Path(run_dir)
-    path = run_dir / "metrics.jsonl"
-    if not run_dir.is_dir() or not path.is_file():
-        raise PlotError(f"{run_dir} is not a run directory "
-                        "(expected a directory containing metrics.jsonl)")
-    lines = path.read_text().splitlines()
-    records = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            if number == len(lines):
-                break
-            raise PlotError(f"{path}:{number} is not a JSON object "
-                            "(expected one JSON object per line)") from None
-        if not isinstance(rec, dict):
-            raise PlotError(f"{path}:{number} is not a JSON object "
-                            "(expected one JSON object per line)")
-        records.append(rec)
-    if not records:
-        raise PlotError(f"{path} has no records (expected one JSON object per evaluation per seed)")
-    return records
-
-
-def evaluations(records: list[dict]) -> list[list[dict]]:
-    """Records grouped by evaluation: metrics.jsonl holds one record per seed
-    per evaluation, seeds in turn, so evaluation k is the k-th block of
-    num_seeds records (a block cut short by a killed run is left out)."""
-    num_seeds = len({r.get("seed_index", 0) for r in records})
-    return [records[i:i + num_seeds] for i in range(0, len(records) - num_seeds + 1, num_seeds)]
-
-
-def read_config(run_dir: str | Path) -> dict:
-    """``run_dir/config.json``, or {} when it is missing or unreadable."""
-    try:
-        config = json.loads((Path(run_dir) / "config.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-    return config if isinstance(config, dict) else {}
+# Bad input, from reading a run or from plotting: one line saying what is
+# wrong and what is allowed.
+PlotError = RunDirError
 
 
 def _is_number(x) -> bool:

@@ -16,7 +16,7 @@ program, and ``to_host`` gathers the metrics on each process.
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -24,10 +24,53 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from meigm_jax.envs.base import EnvSpec
 from meigm_jax.learner import SEEDS_AXIS
-from meigm_jax.trainer import Trainer, seed_device_count, seed_keys
+from meigm_jax.trainer import Trainer, check_fits, make_train, replay_bytes_per_seed, seed_device_count, seed_keys
+from meigm_jax.types import ChunkMetrics
 
 SEED_AXIS = "seed"
+EXIT_INTERRUPTED = 130
+
+
+class Interrupted(Exception):
+    """A signal stopped a run mid-chunk; ``state`` is its last consistent state."""
+
+    def __init__(self, signal_name: str, state: Any = None):
+        super().__init__(signal_name)
+        self.state = state
+
+
+class RunProgram(Protocol):
+    """What the run loop (``meigm_jax.train.run``) drives, whoever steps the envs.
+
+    Entering it (``with program:``) readies it: compiles, or starts the
+    workers that step the envs; leaving it releases them. Then ``state`` is
+    the initial state of all seeds and ``chunk(state, index)``
+    trains until the end of chunk ``index`` and evaluates, returning the new
+    state and ``ChunkMetrics`` with a leading seed axis. Metrics, logging,
+    checkpoints, the non-finite stop, progress and the summary belong to the
+    run loop, not to a program.
+    """
+
+    spec: EnvSpec
+    trainer: Trainer
+    num_chunks: int
+    state: Any
+    description: str  # how the seeds run, for the run's first line
+    notes: list[str]  # printed once the program is ready
+
+    def chunk(self, state: Any, index: int) -> tuple[Any, ChunkMetrics]: ...
+
+    def place(self, restored: Any) -> Any:
+        """A restored checkpoint's state, laid out as ``state`` is."""
+
+    def record_extras(self) -> dict:
+        """Extra keys for every metrics record (host-loop worker counts)."""
+
+    def __enter__(self) -> "RunProgram": ...
+
+    def __exit__(self, *exc_info) -> None: ...
 
 
 class SeedProgram(NamedTuple):
@@ -108,3 +151,42 @@ def to_host(tree):
 
         return multihost_utils.process_allgather(tree, tiled=True)
     return jax.tree.map(np.asarray, tree)
+
+
+class JaxProgram:
+    """The JAX envs' ``RunProgram``: all seeds' chunk is one compiled call.
+
+    Making it checks that the replays fit the devices (a ConfigError line);
+    entering it compiles.
+    """
+
+    def __init__(self, cfg, env=None, devices: list | None = None):
+        self._devices = list(jax.devices() if devices is None else devices)
+        self._num_seeds = cfg.num_seeds
+        self.trainer = make_train(cfg, env)
+        self.spec, self.num_chunks = self.trainer.spec, self.trainer.num_chunks
+        check_fits(cfg, self.spec, self._devices)
+        self.description = (f"{cfg.num_seeds} seed(s) on {self._devices[0].platform} | replay "
+                            f"{replay_bytes_per_seed(cfg, self.spec) / 2**20:.1f} MiB per seed")
+        self.notes: list[str] = []
+
+    def __enter__(self) -> "JaxProgram":
+        program = compile_program(self.trainer, self._devices)
+        self.state, self._chunk = program.state, program.chunk
+        used, available = program.mesh.devices.size, len(self._devices)
+        note = "" if used == available else (f" (of {available}: num_seeds={self._num_seeds} "
+                                             f"is not a multiple of {available})")
+        self.notes.append(f"seeds sharded over {used} {self._devices[0].platform} device(s){note}")
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        pass
+
+    def chunk(self, state, index: int):
+        return self._chunk(state, np.int32(index))
+
+    def place(self, restored):
+        return jax.device_put(restored, jax.tree.map(lambda x: x.sharding, self.state))
+
+    def record_extras(self) -> dict:
+        return {}

@@ -17,17 +17,19 @@ def init(example: Episodes, capacity: int) -> ReplayState:
 def add(state: ReplayState, episodes: Episodes, keep: jax.Array | bool = True) -> ReplayState:
     """Write a batch of episodes [E, ...], overwriting the oldest when full.
 
-    ``keep`` False leaves the buffer as it was (a seed whose chunk is done
-    while others' go on), by dropping the writes rather than selecting
-    between two whole buffers, which would copy the replay.
+    ``keep`` (one flag, or one per episode) chooses which are written; the
+    kept ones go to consecutive slots in order. False leaves the buffer as
+    it was (a seed whose chunk is done while others' go on), by dropping the
+    writes rather than selecting between two whole buffers, which would copy
+    the replay.
     """
     capacity = state.data.reward.shape[0]
-    count = episodes.reward.shape[0]
-    slots = (state.insert_pos + jnp.arange(count)) % capacity
-    slots = jnp.where(keep, slots, capacity)  # out of bounds: dropped
+    keep = jnp.broadcast_to(jnp.asarray(keep, bool), episodes.reward.shape[:1])
+    offsets = jnp.cumsum(keep) - 1
+    slots = jnp.where(keep, (state.insert_pos + offsets) % capacity, capacity)  # out of bounds: dropped
     data = jax.tree.map(lambda buf, new: buf.at[slots].set(new.astype(buf.dtype), mode="drop"),
                         state.data, episodes)
-    count = jnp.where(keep, count, 0)
+    count = keep.sum(dtype=jnp.int32)
     return ReplayState(
         data=data,
         insert_pos=(state.insert_pos + count) % capacity,

@@ -15,7 +15,7 @@ The table (win rate in %, mean ± std over seeds, as in the paper) is printed
 and saved as ``table2.md``, and one line per cell as ``table2.csv``.
 
 ``preset=paper`` (default) keeps each scenario's and algorithm's paper
-settings (SPEC.md Schedule) with 4 seeds; ``preset=cpu`` is a small run per
+settings (docs/choices.md) with 4 seeds; ``preset=cpu`` is a small run per
 cell (not converged): with all 60 cells it is hours of compiling on a CPU,
 so pick a few with ``scenarios=`` and ``algs=``. ``from_runs=true`` trains
 nothing and tabulates the cells' runs under ``out`` (cut short, or run as
@@ -60,7 +60,7 @@ def cells(argv: list[str]) -> tuple[lineup.Options, list[lineup.Cell]]:
     envs = [env_name(family[0], s, env_options) for s in scenarios]
     algs = options.choices.get("algs", list(ALGS))
     if any(env.startswith("smacv2_") for env in envs) and not options.from_runs:
-        from meigm_jax.sc2.host_loop import missing_install
+        from meigm_jax.sc2.env import missing_install
 
         message = missing_install()
         if message:

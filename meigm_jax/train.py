@@ -1,65 +1,57 @@
 """Command line: ``python -m meigm_jax.train [+env=NAME] [alg=NAME] [key=value ...]``.
 
-Writes into Hydra's run directory (``hydra.run.dir=PATH`` sets it):
-``config.json`` (the validated config) and ``metrics.jsonl`` (one JSON
-object per evaluation per seed).
+Writes into Hydra's run directory (``hydra.run.dir=PATH`` sets it; its
+layout: ``meigm_jax.run_dir``). ``run`` is the one run loop, for the
+compiled JAX envs and for envs stepped on the host alike.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import sys
 import time
 from pathlib import Path
 
+from meigm_jax import run_dir as run_dirs
 from meigm_jax.cli_config import (
     CONFIG_DIR,
+    check_overrides,
+    compose,
     exit_bad_input,
     from_composed,
-    load,
+    hydra_context,
     register_base,
     with_default_env,
 )
-from meigm_jax.config import ConfigError, TrainConfig, env_family, to_dict
-
-
-def json_value(x):
-    """A metric as JSON: numpy scalars as Python numbers, non-finite floats as null."""
-    x = x.item() if hasattr(x, "item") else x
-    if isinstance(x, float) and not math.isfinite(x):
-        return None  # e.g. a loss in a chunk without gradient steps
-    return x
+from meigm_jax.config import ConfigError, TrainConfig, to_dict
+from meigm_jax.envs import make_env
+from meigm_jax.run_dir import json_value
 
 
 def metric_records(cfg: TrainConfig, spec, metrics, seconds: float, wall: float,
-                   prev_steps) -> list[dict]:
-    """One JSON-ready dict per seed from a chunk's vmapped ``ChunkMetrics``."""
+                   prev_steps, extras: dict | None = None) -> list[dict]:
+    """One JSON-ready dict per seed from a chunk's ``ChunkMetrics`` (leading seed axis)."""
     import numpy as np
 
-    arrays = {name: np.asarray(value) for name, value in metrics._asdict().items()}
-    records = []
-    for i in range(cfg.num_seeds):
-        rec = {"seed": cfg.seed, "seed_index": i}
-        for name, values in arrays.items():
-            if not spec.has_win and name.endswith("win_rate"):
-                continue
-            if not spec.has_shaped_reward and "shap" in name:
-                continue
-            rec[name] = json_value(values[i])
-        if env_family(spec.name) == "overcooked":
-            from meigm_jax.envs.overcooked import SOUP_REWARD
+    from meigm_jax.types import SHAPED_METRICS, WIN_METRICS
 
-            rec["soups_per_episode"] = rec["test_return"] / SOUP_REWARD
-            rec["train_soups_per_episode"] = rec["train_return"] / SOUP_REWARD
+    omitted = (() if spec.has_win else WIN_METRICS) + (() if spec.has_shaped_reward else SHAPED_METRICS)
+    arrays = {name: np.asarray(value) for name, value in metrics._asdict().items() if name not in omitted}
+    records = []
+    for i in range(len(arrays["env_steps"])):
+        rec = {"seed": cfg.seed, "seed_index": i}
+        rec.update((name, json_value(values[i])) for name, values in arrays.items())
+        if spec.record_extras is not None:
+            rec.update(spec.record_extras(rec))
         rec["sps"] = (int(arrays["env_steps"][i]) - int(prev_steps[i])) / max(seconds, 1e-9)
         rec["wall_s"] = wall
+        rec.update(extras or {})
         records.append(rec)
     return records
 
 
-def _progress(cfg: TrainConfig, has_win: bool, records: list[dict], eta_s: float) -> str:
+def _progress(cfg: TrainConfig, has_win: bool, records: list[dict], eta_s: float,
+              extras: dict) -> str:
     import numpy as np
 
     steps = np.mean([r["env_steps"] for r in records])
@@ -71,115 +63,111 @@ def _progress(cfg: TrainConfig, has_win: bool, records: list[dict], eta_s: float
         win = np.array([r["test_win_rate"] for r in records])
         line += f" | win {win.mean():.3f}"
     sps = sum(r["sps"] for r in records)
-    return line + f" | sps {sps:>9,.0f} | eta {time.strftime('%H:%M:%S', time.gmtime(max(eta_s, 0)))}"
+    line += f" | sps {sps:>9,.0f} | eta {time.strftime('%H:%M:%S', time.gmtime(max(eta_s, 0)))}"
+    return line + "".join(f" | {key} {value}" for key, value in extras.items())
 
 
-# Config keys that may change when a run is resumed: they do not change
-# what the remaining chunks compute.
-RESUMABLE_CHANGES = ("resume", "total_timesteps", "wandb", "checkpoint")
 EXIT_NON_FINITE = 3
-
-
-def _flat(tree: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, prefix + key + "."))
-        else:
-            out[prefix + key] = list(value) if isinstance(value, tuple) else value
-    return out
 
 
 def check_resumable(cfg: TrainConfig, run_dir: Path) -> None:
     """A resumed run must be the same experiment: one ConfigError line otherwise."""
-    saved_path = run_dir / "config.json"
-    if not saved_path.exists():
-        raise ConfigError(f"config error: resume=true but {run_dir} holds no run (no config.json); "
-                          "set hydra.run.dir to the run to continue")
-    saved = _flat(json.loads(saved_path.read_text()))
-    now = _flat(to_dict(cfg))
-    for key in sorted(set(saved) | set(now)):
-        if key.split(".")[0] in RESUMABLE_CHANGES:
-            continue
-        if saved.get(key) != now.get(key):
-            raise ConfigError(f"config error: resume=true with {key}={now.get(key)!r}, but the run in "
-                              f"{run_dir} has {key}={saved.get(key)!r}; allowed to change on resume: "
-                              f"{', '.join(RESUMABLE_CHANGES)}")
+    run_dirs.check_resumable(to_dict(cfg), run_dir)
 
 
-def _read_metrics(path: Path, lines: int) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines()[:lines]]
+def open_program(cfg: TrainConfig, env=None):
+    """The env's ``RunProgram``: compiled JAX chunks, or workers stepped on the host."""
+    env = make_env(cfg.env.name) if env is None else env
+    if env.spec.host_stepped:
+        from meigm_jax.sc2.host_loop import HostProgram
+
+        return HostProgram(cfg, env)
+    from meigm_jax.program import JaxProgram
+
+    return JaxProgram(cfg, env)
 
 
-def run(cfg: TrainConfig, run_dir: Path) -> list[dict]:
+def run(cfg: TrainConfig, run_dir: Path, env=None) -> list[dict]:
     """Train all seeds of ``cfg`` chunk by chunk, logging into ``run_dir``.
 
-    Writes ``config.json``, ``metrics.jsonl`` and, every ``checkpoint.every``
-    updates and at the end, an orbax checkpoint of the whole state under
-    ``checkpoints/``; ``resume=true`` continues from the newest one.
+    The one run loop, whatever steps the envs (``program.RunProgram``): it
+    writes ``config.json``, ``metrics.jsonl`` and, every ``checkpoint.every``
+    updates and at the end, an orbax checkpoint of the whole state;
+    ``resume=true`` continues from the newest one. ``env`` defaults to the
+    registry's ``cfg.env.name``.
     """
-    if cfg.env.name.startswith("smacv2_"):  # official SMACv2: StarCraft II stepped on the host
-        from meigm_jax.sc2.host_loop import run as run_host_loop
-        return run_host_loop(cfg, run_dir)
     import jax
 
     if cfg.distributed:
         jax.distributed.initialize()  # coordinator from the environment (SLURM, JAX_COORDINATOR_ADDRESS, ...)
-    from meigm_jax.checkpoint import Checkpointer, CheckpointError, restore_latest
-    from meigm_jax.program import compile_program, to_host
-    from meigm_jax.trainer import check_fits, make_train, replay_bytes_per_seed
+    from meigm_jax.checkpoint import CheckpointError, restore_latest
+    from meigm_jax.program import EXIT_INTERRUPTED, Interrupted, to_host
 
+    run_dir = Path(run_dir)
     main_process = jax.process_index() == 0
-    trainer = make_train(cfg)
-    spec = trainer.spec
-    print(f"meigm_jax: {cfg.alg.name} on {spec.name} ({spec.num_agents} agents, {spec.num_actions} "
-          f"actions, episode limit {spec.episode_limit}) | {cfg.num_seeds} seed(s) on "
-          f"{jax.devices()[0].platform} | replay {replay_bytes_per_seed(cfg, spec) / 2**20:.1f} MiB per seed"
-          f" | run dir {run_dir}", flush=True)
-    ckpt_dir = run_dir / "checkpoints"
-    metrics_path = run_dir / "metrics.jsonl"
+    ckpt_dir = run_dirs.checkpoints_dir(run_dir)
+    start = time.time()
     try:
-        check_fits(cfg, spec, jax.devices())
+        program = open_program(cfg, env)
         if cfg.resume:
             check_resumable(cfg, run_dir)
-        elif metrics_path.exists() or ckpt_dir.exists():
-            raise ConfigError(f"config error: {run_dir} already holds a run; resume=true continues it, "
-                              "or choose another hydra.run.dir")
+        else:
+            run_dirs.check_new(run_dir, "resume=true continues it, or choose another hydra.run.dir")
         if cfg.wandb.mode == "online" and main_process:
             _check_wandb_login()  # before compiling, not after
     except ConfigError as exc:
         exit_bad_input(str(exc))
 
-    start = time.time()
-    program = compile_program(trainer)
-    state, chunk = program.state, program.chunk
-    used, available = program.mesh.devices.size, len(jax.devices())
-    note = "" if used == available else f" (of {available}: num_seeds={cfg.num_seeds} is not a multiple of {available})"
-    print(f"seeds sharded over {used} {jax.devices()[0].platform} device(s){note}", flush=True)
+    try:
+        with program:
+            spec = program.spec
+            print(f"meigm_jax: {cfg.alg.name} on {spec.name} ({spec.num_agents} agents, {spec.num_actions} "
+                  f"actions, episode limit {spec.episode_limit}) | {program.description} | run dir {run_dir}",
+                  flush=True)
+            for note in program.notes:
+                print(note, flush=True)
+            state = program.state
+            first_chunk, all_records = 0, []
+            if cfg.resume:
+                try:
+                    restored, meta = restore_latest(ckpt_dir, state)
+                except CheckpointError as exc:
+                    exit_bad_input(str(exc))
+                state = program.place(restored)
+                first_chunk = int(meta["chunk"])
+                # Chunks logged after the checkpoint are run again: drop their lines.
+                all_records = run_dirs.read_records(run_dir, required=False)[:int(meta["metrics_lines"])]
+                print(f"resumed from {ckpt_dir} at chunk {first_chunk} "
+                      f"({int(meta['env_steps']):,} env steps of seed 0)", flush=True)
+            elif main_process:
+                run_dirs.write_config(run_dir, to_dict(cfg))
+            print(f"compiled in {time.time() - start:.1f}s; training {program.num_chunks - first_chunk} "
+                  f"chunk(s) of {cfg.test_interval:,} env steps", flush=True)
+            state = _train_chunks(cfg, program, state, run_dir, first_chunk, all_records, start,
+                                  main_process)
+            final = all_records[-cfg.num_seeds:]
+    except Interrupted as exc:
+        print(f"interrupted ({exc}); run stopped, its state saved in {ckpt_dir}", file=sys.stderr, flush=True)
+        raise SystemExit(EXIT_INTERRUPTED)
+    except ConfigError as exc:  # found once the program is ready (the workers' env sizes)
+        exit_bad_input(str(exc))
 
-    first_chunk, all_records = 0, []
-    if cfg.resume:
-        try:
-            restored, meta = restore_latest(ckpt_dir, state)
-        except CheckpointError as exc:
-            exit_bad_input(str(exc))
-        state = jax.device_put(restored, jax.tree.map(lambda x: x.sharding, state))
-        first_chunk = int(meta["chunk"])
-        # Chunks logged after the checkpoint are run again: drop their lines.
-        all_records = _read_metrics(metrics_path, int(meta["metrics_lines"]))
-        if main_process:
-            with open(metrics_path, "w") as sink:
-                sink.writelines(json.dumps(rec) + "\n" for rec in all_records)
-        print(f"resumed from {ckpt_dir} at chunk {first_chunk} "
-              f"({int(meta['env_steps']):,} env steps of seed 0)", flush=True)
-    elif main_process:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps(to_dict(cfg), indent=2))
-    print(f"compiled in {time.time() - start:.1f}s; training {trainer.num_chunks - first_chunk} "
-          f"chunk(s) of {cfg.test_interval:,} env steps", flush=True)
+    _summary(cfg, spec.has_win, final, time.time() - start)
+    if spec.end_report is not None and main_process:
+        _write_end_report(spec.end_report, program.trainer, to_host(state.params), run_dir)
+    return all_records
 
+
+def _train_chunks(cfg: TrainConfig, program, state, run_dir: Path, first_chunk: int,
+                  all_records: list[dict], start: float, main_process: bool):
+    """The chunks from ``first_chunk`` on: metrics, W&B, checkpoints, the
+    non-finite stop and progress. ``all_records`` grows by every record."""
+    import numpy as np
+
+    from meigm_jax.checkpoint import Checkpointer
+    from meigm_jax.program import Interrupted, to_host
+
+    spec, ckpt_dir = program.spec, run_dirs.checkpoints_dir(run_dir)
     logger = _wandb_logger(cfg, run_dir) if main_process else None
     checkpointer = Checkpointer(ckpt_dir, cfg.checkpoint.keep) if main_process else None
     prev_steps = [r["env_steps"] for r in all_records[-cfg.num_seeds:]] or [0] * cfg.num_seeds
@@ -187,66 +175,65 @@ def run(cfg: TrainConfig, run_dir: Path) -> list[dict]:
     saved_chunk = first_chunk
     train_start = time.time()
 
-    def save(chunk_done: int, records_so_far: list[dict]) -> None:
+    def save(chunk_done: int, state, **meta) -> None:
         if checkpointer is None:
             return
         host_state = to_host(state)
         checkpointer.save(chunk_done, host_state, {
-            "chunk": chunk_done, "metrics_lines": len(records_so_far),
-            "env_steps": int(host_state.counters.env_steps[0]), "config": to_dict(cfg)})
+            "chunk": chunk_done, "metrics_lines": len(all_records),
+            "env_steps": int(np.ravel(host_state.counters.env_steps)[0]), "config": to_dict(cfg), **meta})
 
     try:
-        with open(metrics_path, "a") if main_process else _null_sink() as sink:
-            for index in range(first_chunk, trainer.num_chunks):
+        with run_dirs.MetricsWriter(run_dir, keep=all_records if cfg.resume else None,
+                                    active=main_process) as sink:
+            for index in range(first_chunk, program.num_chunks):
                 t0 = time.time()
-                state, metrics = chunk(state, jax.numpy.asarray(index, jax.numpy.int32))
+                try:
+                    state, metrics = program.chunk(state, index)
+                except Interrupted as exc:
+                    # The chunk in progress is kept, unless a checkpoint of
+                    # its start exists already (a checkpoint step is written once).
+                    if checkpointer is not None and checkpointer.latest_step() != index:
+                        try:
+                            save(index, exc.state, interrupted=True)
+                        except Exception as error:  # a final checkpoint is best effort
+                            print(f"warning: final checkpoint not saved: {error}", file=sys.stderr, flush=True)
+                    raise
                 metrics = to_host(metrics)
                 seconds = time.time() - t0
-                records = metric_records(cfg, spec, metrics, seconds, time.time() - start, prev_steps)
+                extras = program.record_extras()
+                records = metric_records(cfg, spec, metrics, seconds, time.time() - start, prev_steps, extras)
                 prev_steps = [r["env_steps"] for r in records]
-                sink.writelines(json.dumps(rec) + "\n" for rec in records)
-                sink.flush()
+                sink.write(records)
                 all_records.extend(records)
                 if logger is not None:
                     logger.log(records)
                 _stop_on_non_finite(metrics, saved_chunk, ckpt_dir)
                 updates = max(r["updates"] for r in records)
                 if cfg.checkpoint.every and updates - saved_updates >= cfg.checkpoint.every:
-                    save(index + 1, all_records)
+                    save(index + 1, state)
                     saved_updates, saved_chunk = updates, index + 1
                 elapsed = time.time() - train_start
-                eta = elapsed / (index + 1 - first_chunk) * (trainer.num_chunks - index - 1)
-                print(_progress(cfg, spec.has_win, records, eta), flush=True)
-        if saved_chunk < trainer.num_chunks:
-            save(trainer.num_chunks, all_records)
+                eta = elapsed / (index + 1 - first_chunk) * (program.num_chunks - index - 1)
+                print(_progress(cfg, spec.has_win, records, eta, extras), flush=True)
+        if saved_chunk < program.num_chunks:
+            save(program.num_chunks, state)
     finally:
         if checkpointer is not None:
             checkpointer.close()  # waits for a save in flight
         if logger is not None:
             logger.finish()
-
-    _summary(cfg, spec.has_win, all_records[-cfg.num_seeds:], time.time() - start)
-    if spec.name == "matrix_game" and main_process:
-        _write_table1(trainer, to_host(state.params), run_dir)
-    return all_records
+    return state
 
 
-def _write_table1(trainer, params, run_dir: Path) -> None:
-    """The matrix game's result in paper Table 1's layout: printed and saved as table1.md."""
-    from meigm_jax.analysis import seeds_joint_values, table1
-    from meigm_jax.envs.matrix_game import PAYOFF
+def _write_end_report(name: str, trainer, params, run_dir: Path) -> None:
+    """The env's end-of-run report (the matrix game's Table 1): printed and saved in the run."""
+    from meigm_jax.analysis import END_REPORTS
 
-    text = table1(seeds_joint_values(trainer, params), PAYOFF)
+    filename, text = END_REPORTS[name](trainer, params)
     print("\n" + text)
-    (run_dir / "table1.md").write_text(text + "\n")
-    print(f"saved {run_dir / 'table1.md'}")
-
-
-def _null_sink():
-    import contextlib
-    import io
-
-    return contextlib.nullcontext(io.StringIO())
+    (run_dir / filename).write_text(text + "\n")
+    print(f"saved {run_dir / filename}")
 
 
 def _check_wandb_login() -> None:
@@ -302,47 +289,71 @@ def _summary(cfg: TrainConfig, has_win: bool, final: list[dict], seconds: float)
     print(line + f"   (± {ret.std():.3f} over {len(final)} seed(s))")
 
 
-def _hydra_main() -> None:
-    import hydra
+def _task(cfg: TrainConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
-    from omegaconf import OmegaConf
+
+    # Hydra logs at INFO; JAX's probe for absent TPU/GPU plugins is noise.
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
+    run(cfg, Path(HydraConfig.get().runtime.output_dir))
+
+
+def _run_job(cfg: TrainConfig, node) -> None:
+    """Run ``cfg`` as Hydra's job for the composed ``node``: Hydra makes the
+    run directory, ``.hydra/`` and the job log as ``hydra.main`` would, from
+    the one composition (call within ``cli_config.hydra_context()``)."""
+    from hydra._internal.callbacks import Callbacks
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.core.utils import run_job
+    from hydra.types import HydraContext
+    from omegaconf import read_write
+
+    if cfg.resume:
+        # Hydra would rewrite .hydra/ and the job log in the run before the
+        # resume is checked; a resume that fails must leave the run as it was.
+        with read_write(node.hydra):
+            node.hydra.output_subdir = None
+            node.hydra.job_logging = {"version": 1, "root": None, "disable_existing_loggers": False}
+    HydraConfig.instance().set_config(node)
+    context = HydraContext(config_loader=GlobalHydra.instance().config_loader(), callbacks=Callbacks(node))
+    job = run_job(hydra_context=context, task_function=lambda _: _task(cfg), config=node,
+                  job_dir_key="hydra.run.dir", job_subdir_key=None)
+    job.return_value  # re-raises what the run raised
+
+
+def _hydra_main() -> None:
+    """A multirun (``-m``): Hydra composes each job; each is validated as it starts."""
+    import hydra
 
     register_base()
 
     @hydra.main(config_path=str(CONFIG_DIR), config_name="config", version_base="1.3")
     def task(node) -> None:
-        # Hydra logs at INFO; JAX's probe for absent TPU/GPU plugins is noise.
-        logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
         try:
-            cfg = from_composed(OmegaConf.to_container(node, resolve=True))
+            cfg = from_composed(node)
         except ConfigError as exc:
             exit_bad_input(str(exc))
-        run(cfg, Path(HydraConfig.get().runtime.output_dir))
+        _task(cfg)
 
     task()
 
 
 def main(argv: list[str] | None = None) -> None:
     overrides = with_default_env(list(sys.argv[1:] if argv is None else argv))
-    multirun = any(o in ("-m", "--multirun") for o in overrides)
-    if not multirun:
-        # Fail fast, in one line, before Hydra or JAX do any work.
-        try:
-            cfg = load(overrides)
-        except ConfigError as exc:
-            exit_bad_input(str(exc))
-        if cfg.env.name.startswith("smacv2_"):
-            from meigm_jax.sc2.host_loop import missing_install
-
-            message = missing_install()  # before Hydra creates the run directory
-            if message:
-                exit_bad_input(message)
-        if cfg.resume:
-            # Hydra would rewrite .hydra/ and main.log in the run before the
-            # resume is checked; a resume that fails must leave the run as it was.
-            overrides += ["hydra.output_subdir=null", "hydra/job_logging=disabled"]
-    sys.argv = [sys.argv[0]] + overrides
-    _hydra_main()
+    if any(o in ("-m", "--multirun") for o in overrides):
+        sys.argv = [sys.argv[0]] + overrides
+        _hydra_main()
+        return
+    # One composition, checked in one line before Hydra or JAX do any work.
+    try:
+        check_overrides(overrides)
+        with hydra_context():
+            node = compose(overrides, with_hydra=True)
+            cfg = from_composed(node)
+            make_env(cfg.env.name)  # e.g. a missing StarCraft II, before the run directory exists
+            _run_job(cfg, node)
+    except ConfigError as exc:
+        exit_bad_input(str(exc))
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from meigm_jax.learner import (
     make_step,
 )
 from meigm_jax.policy import epsilon_schedule
-from meigm_jax.rollout import ENTROPY, GAP_EXPECTED, GAP_LOGITS, make_act, rollout
+from meigm_jax.rollout import ENTROPY, GAP_EXPECTED, GAP_LOGITS, RolloutResult, make_act, rollout
 from meigm_jax.types import (
     ChunkMetrics,
     Counters,
@@ -58,6 +58,13 @@ class Trainer(NamedTuple):
     chunk: Callable[[TrainState, jax.Array], tuple[TrainState, ChunkMetrics]]
     evaluate: Callable  # (params, key) -> RolloutResult of greedy test episodes
     train: Callable[[jax.Array], tuple[TrainState, ChunkMetrics]]
+    # The parts of a chunk that do not step an env, for drivers that step
+    # envs themselves (the SMACv2 host loop): they compute what ``chunk`` does.
+    epsilon: Callable  # (state) -> the baselines' exploration rate
+    chunk_end: Callable  # (index) -> env steps at the end of chunk ``index``
+    zero_totals: Callable  # () -> empty chunk totals
+    learn_from: Callable  # (state, totals, RolloutResult, new_episodes, key, learn_key, active, stored)
+    chunk_metrics: Callable  # (state, totals, evaluation RolloutResult) -> ChunkMetrics
 
 
 class _ChunkTotals(NamedTuple):
@@ -165,6 +172,10 @@ def make_train(cfg: TrainConfig, env: MarlEnv | None = None) -> Trainer:
             key=key,
         )
 
+    def chunk_end(index):
+        """The env steps a seed has taken when chunk ``index`` ends."""
+        return jnp.minimum((index + 1) * cfg.test_interval, cfg.total_timesteps)
+
     def epsilon(state: TrainState) -> jax.Array:
         return epsilon_schedule(state.counters.env_steps, cfg.epsilon_start, cfg.epsilon_finish,
                                 cfg.epsilon_anneal_steps)
@@ -191,18 +202,18 @@ def make_train(cfg: TrainConfig, env: MarlEnv | None = None) -> Trainer:
         carry = (state.params, state.target, state.opt_states, zero_losses, first_nonfinite)
         return jax.lax.fori_loop(0, n_updates, body, carry)
 
-    def rollout_and_learn(state: TrainState, totals: _ChunkTotals, active: jax.Array):
-        """One rollout and its gradient steps; a seed that is not ``active``
-        (its chunk is done while other seeds' go on) comes out unchanged."""
+    def learn_from(state: TrainState, totals: _ChunkTotals, result: RolloutResult,
+                   new_episodes: jax.Array | int, key: jax.Array, learn_key: jax.Array,
+                   active: jax.Array | bool = True, stored: jax.Array | bool = True):
+        """Everything after a rollout, whoever stepped the envs: store its
+        episodes (``stored``: all, or a mask [E] of the finished ones), take
+        the gradient steps ``new_episodes`` are owed, copy the target and
+        count. A seed that is not ``active`` (its chunk is done while other
+        seeds' go on) comes out unchanged; ``key`` becomes the state's key."""
         old_state, old_totals = state, totals
-        key, rollout_key, learn_key = jax.random.split(state.key, 3)
-        act = make_act(nets, state.params, train_mode, epsilon(state))
-        result = rollout(env, act, cfg.hidden_dim, cfg.num_envs, rollout_key, record=True,
-                         bootstrap_timeout=cfg.env.bootstrap_timeout,
-                         shaping_weight=reward_shaping(state))
-        buffer = replay.add(state.replay, result.episodes, keep=active)
+        buffer = replay.add(state.replay, result.episodes, keep=stored & active)
         c = state.counters
-        episodes = c.episodes + cfg.num_envs
+        episodes = c.episodes + new_episodes
         n_updates = updates_due(c.episodes, episodes, cfg.batch_size_run)
         n_updates = jnp.where(replay.can_sample(buffer, cfg.batch_size) & active, n_updates, 0)
         state = state._replace(replay=buffer)
@@ -232,32 +243,29 @@ def make_train(cfg: TrainConfig, env: MarlEnv | None = None) -> Trainer:
         state = keep(state._replace(replay=None), old_state._replace(replay=None))._replace(replay=buffer)
         return state, keep(totals, old_totals)
 
+    def rollout_and_learn(state: TrainState, totals: _ChunkTotals, active: jax.Array):
+        """One rollout of the JAX envs and its gradient steps."""
+        key, rollout_key, learn_key = jax.random.split(state.key, 3)
+        act = make_act(nets, state.params, train_mode, epsilon(state))
+        result = rollout(env, act, cfg.hidden_dim, cfg.num_envs, rollout_key, record=True,
+                         bootstrap_timeout=cfg.env.bootstrap_timeout,
+                         shaping_weight=reward_shaping(state))
+        return learn_from(state, totals, result, cfg.num_envs, key, learn_key, active)
+
     def evaluate(params, key):
         """Greedy decentralised episodes; soft algorithms also measure the misalignment gaps."""
         act = make_act(nets, params, "greedy", diagnose=cfg.is_soft)
         return rollout(env, act, cfg.hidden_dim, cfg.test_episodes, key, record=False)
 
-    def chunk(state: TrainState, index: jax.Array) -> tuple[TrainState, ChunkMetrics]:
-        until = jnp.minimum((index + 1) * cfg.test_interval, cfg.total_timesteps)
-        totals = _ChunkTotals(
+    def zero_totals() -> _ChunkTotals:
+        return _ChunkTotals(
             rollouts=RolloutStats(*([jnp.zeros(())] * len(RolloutStats._fields))),
             entropy_sum=jnp.zeros(()), updates=jnp.zeros((), jnp.int32), losses=zero_losses,
             first_nonfinite=jnp.full((), -1, jnp.int32),
         )
-        # The loop runs while any seed of the sweep still has env steps to
-        # take (learner.any_seed over the named seed vmap), so its condition
-        # is one value and vmap adds no select over the whole carry, which
-        # would copy every seed's replay at every rollout; seeds that are
-        # done sit the remaining rollouts out unchanged.
-        active = lambda state: state.counters.env_steps < until
-        state, totals = jax.lax.while_loop(
-            lambda carry: any_seed(active(carry[0])),
-            lambda carry: rollout_and_learn(*carry, active(carry[0])),
-            (state, totals),
-        )
-        key, eval_key = jax.random.split(state.key)
-        state = state._replace(key=key)
-        evaluation = evaluate(state.params, eval_key)
+
+    def chunk_metrics(state: TrainState, totals: _ChunkTotals, evaluation: RolloutResult) -> ChunkMetrics:
+        """A chunk's metrics from its training totals and its greedy evaluation."""
         test, train = evaluation.stats, totals.rollouts
         # Gaps averaged over the states the greedy evaluation visited.
         gap = lambda i: (evaluation.diagnostics_sum[i] / test.length_sum if cfg.is_soft
@@ -267,7 +275,7 @@ def make_train(cfg: TrainConfig, env: MarlEnv | None = None) -> Trainer:
         per_update = jax.tree.map(
             lambda s: jnp.where(totals.updates > 0, s / jnp.maximum(totals.updates, 1), jnp.nan),
             totals.losses)
-        metrics = ChunkMetrics(
+        return ChunkMetrics(
             env_steps=state.counters.env_steps,
             episodes=state.counters.episodes,
             updates=state.counters.updates,
@@ -292,14 +300,31 @@ def make_train(cfg: TrainConfig, env: MarlEnv | None = None) -> Trainer:
             train_shaped_return=train.shaped_return_sum / train.episodes,
             first_nonfinite_update=totals.first_nonfinite,
         )
-        return state, metrics
+
+    def chunk(state: TrainState, index: jax.Array) -> tuple[TrainState, ChunkMetrics]:
+        until = chunk_end(index)
+        # The loop runs while any seed of the sweep still has env steps to
+        # take (learner.any_seed over the named seed vmap), so its condition
+        # is one value and vmap adds no select over the whole carry, which
+        # would copy every seed's replay at every rollout; seeds that are
+        # done sit the remaining rollouts out unchanged.
+        active = lambda state: state.counters.env_steps < until
+        state, totals = jax.lax.while_loop(
+            lambda carry: any_seed(active(carry[0])),
+            lambda carry: rollout_and_learn(*carry, active(carry[0])),
+            (state, zero_totals()),
+        )
+        key, eval_key = jax.random.split(state.key)
+        state = state._replace(key=key)
+        return state, chunk_metrics(state, totals, evaluate(state.params, eval_key))
 
     def train(key: jax.Array):
         state = init(key)
         return jax.lax.scan(chunk, state, jnp.arange(num_chunks))
 
     return Trainer(config=cfg, env=env, spec=spec, nets=nets, num_chunks=num_chunks, init=init,
-                   chunk=chunk, evaluate=evaluate, train=train)
+                   chunk=chunk, evaluate=evaluate, train=train, epsilon=epsilon, chunk_end=chunk_end,
+                   zero_totals=zero_totals, learn_from=learn_from, chunk_metrics=chunk_metrics)
 
 
 def seed_keys(cfg: TrainConfig) -> jax.Array:

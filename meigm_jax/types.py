@@ -144,3 +144,9 @@ class ChunkMetrics(NamedTuple):
     # Number of the chunk's first gradient update whose loss was not finite
     # (-1: none); the CLI stops the run on it.
     first_nonfinite_update: jax.Array
+
+
+# ChunkMetrics that only some envs have: the run loop leaves them out of the
+# records of envs without wins or without a shaped reward.
+WIN_METRICS = ("test_win_rate", "train_win_rate")
+SHAPED_METRICS = ("shaping_weight", "test_shaped_return", "train_shaped_return")

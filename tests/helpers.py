@@ -82,7 +82,7 @@ def scramble_padding(episodes: Episodes, lengths: np.ndarray, seed: int) -> Epis
 
 
 def numpy_td_lambda(reward, terminal, lengths, next_value, next_entropy_term, gamma, lam):
-    """Plain loop reference for the soft TD(lambda) recursion of SPEC.md."""
+    """Plain loop reference for the soft TD(lambda) recursion (docs/algorithm.md)."""
     B, T = reward.shape
     out = np.zeros((B, T))
     for b in range(B):

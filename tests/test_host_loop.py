@@ -16,7 +16,8 @@ import pytest
 
 from meigm_jax.config import from_dict
 from meigm_jax.sc2 import scenarios
-from meigm_jax.sc2.host_loop import train
+from meigm_jax.sc2.env import HostEnv
+from meigm_jax.train import run
 from meigm_jax.sc2.workers import WorkerPool
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,7 +30,7 @@ def tiny_config(**over):
                 hidden_dim=16, mixer_embed=8, hypernet_embed=16, opt=dict(embed_dim=8, hypernet_embed=16),
                 batch_size=4, buffer_size=8, batch_size_run=2, total_timesteps=300, test_interval=150,
                 test_episodes=2, target_update_interval=4, host=dict(num_workers=2, worker_timeout=60.0),
-                checkpoint=dict(keep=1))
+                checkpoint=dict(keep=1), wandb=dict(mode="disabled"))
     base.update(over)
     return from_dict(base)
 
@@ -40,15 +41,15 @@ def host_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("host")
     fault = str(tmp / "fault-claimed")
 
-    def worker_kwargs(i):
-        kwargs = dict(scenario="smacv2_5_units", seed=100 + i)
+    def worker_kwargs(i, seed):
+        kwargs = dict(scenario="smacv2_5_units", seed=100 * (seed + 1) + i)
         if i == 0:
             kwargs.update(crash_at_step=CRASH_AT, fault_file=fault)
         return kwargs
 
     cfg = tiny_config()
     start = time.time()
-    records = train(cfg, tmp / "run", ADAPTER, worker_kwargs, verbose=True)
+    records = run(cfg, tmp / "run", env=HostEnv(cfg.env.name, ADAPTER, worker_kwargs))
     return cfg, tmp / "run", records, time.time() - start, fault
 
 

@@ -6,6 +6,7 @@ from typing import Callable
 
 from meigm_jax.envs.base import EnvSpec, MarlEnv
 from meigm_jax.envs.matrix_game import MatrixGame
+from meigm_jax.envs.overcooked import OVERCOOKED_LAYOUTS
 
 
 def _smax(name: str, **kwargs) -> Callable[[], MarlEnv]:
@@ -36,15 +37,11 @@ def _overcooked(layout: str) -> Callable[[], MarlEnv]:
     return make
 
 
-# Paper Section 6.2's five layouts; names mirror jaxmarl's overcooked_layouts.
-OVERCOOKED_LAYOUTS = ("cramped_room", "asymm_advantages", "coord_ring", "forced_coord",
-                      "counter_circuit")
-
-
 def _smacv2(name: str) -> Callable[[], MarlEnv]:
     def make() -> MarlEnv:
-        raise ValueError(f"{name} is StarCraft II stepped on the host, not a JAX env: "
-                         "it runs through meigm_jax.sc2.host_loop")
+        from meigm_jax.sc2.env import smacv2_env
+
+        return smacv2_env(name)  # StarCraft II in worker processes (meigm_jax.sc2.host_loop)
 
     return make
 

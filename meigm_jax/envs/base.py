@@ -9,7 +9,7 @@ environment once its episode ends).
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Callable, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -36,6 +36,16 @@ class EnvSpec(NamedTuple):
     # Every episode runs to the limit (Overcooked): the learner has no short
     # episodes to pack (meigm_jax.packing).
     fixed_length: bool = False
+    # Stepped by worker processes on the host (official SMACv2, through
+    # meigm_jax.sc2.host_loop) instead of inside the compiled program. Such
+    # an env reports its sizes only once its workers are up.
+    host_stepped: bool = False
+    # Extra metrics of a metrics.jsonl record, computed from the record
+    # (Overcooked's soups per episode).
+    record_extras: Callable[[dict], dict] | None = None
+    # A report written at the end of a run: a name in
+    # meigm_jax.analysis.END_REPORTS (the matrix game's "table1").
+    end_report: str | None = None
 
     @property
     def obs_dim(self) -> int:

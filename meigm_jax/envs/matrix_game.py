@@ -21,7 +21,7 @@ class MatrixGame:
         k = self.payoff.shape[0]
         self.spec = EnvSpec(
             name="matrix_game", num_agents=2, num_actions=k, obs_shape=(1,), state_dim=1,
-            episode_limit=1, has_win=False,
+            episode_limit=1, has_win=False, end_report="table1",
         )
 
     def _observe(self) -> Observation:

@@ -14,11 +14,19 @@ import math
 import jax
 import jax.numpy as jnp
 
-from meigm_jax.envs import OVERCOOKED_LAYOUTS
 from meigm_jax.envs.base import EnvSpec
 from meigm_jax.types import Observation, StepOutcome
 
+# Paper Section 6.2's five layouts; names mirror jaxmarl's overcooked_layouts.
+OVERCOOKED_LAYOUTS = ("cramped_room", "asymm_advantages", "coord_ring", "forced_coord",
+                      "counter_circuit")
 SOUP_REWARD = 20.0  # jaxmarl's delivery reward: soups per episode = sparse return / 20
+
+
+def soups_per_episode(record: dict) -> dict:
+    """Delivered soups per episode, greedy and training, from a record's returns."""
+    return {"soups_per_episode": record["test_return"] / SOUP_REWARD,
+            "train_soups_per_episode": record["train_return"] / SOUP_REWARD}
 
 
 class OvercookedEnv:
@@ -53,6 +61,7 @@ class OvercookedEnv:
             state_from_obs=True,
             has_shaped_reward=True,
             fixed_length=True,
+            record_extras=soups_per_episode,
         )
 
     def _observe(self, obs: dict) -> Observation:

@@ -20,7 +20,7 @@ from meigm_jax.envs.base import EnvSpec, global_state
 from meigm_jax.networks.agent import RNNAgent, agent_extras, previous_actions_onehot, unroll
 from meigm_jax.networks.mixers import make_mixer
 from meigm_jax.networks.opt import make_transform
-from meigm_jax.packing import PackPlan, pack, plan
+from meigm_jax.packing import PackPlan, pack, plans
 from meigm_jax.packing import lane_counts as packing_lane_counts
 from meigm_jax.policy import SoftPolicy, greedy, padded_rows_available, soft_policy, take
 from meigm_jax.targets import masked_mean, td_lambda_targets
@@ -106,11 +106,13 @@ def target_entropy(cfg: TrainConfig, spec: EnvSpec) -> float:
 
 
 def episode_q_values(agent: RNNAgent, agent_params, batch: Episodes,
-                     starts: jax.Array | None = None) -> jax.Array:
+                     starts: jax.Array | None = None, *, frozen_params=None):
     """Q_i for every stored step, [B, T+1, n, k]; ``starts`` marks episode
-    starts inside packed rows (meigm_jax.packing)."""
+    starts inside packed rows (meigm_jax.packing). With ``frozen_params``
+    (the target agent's) both agents are unrolled in one scan and the pair
+    (online, frozen) is returned, the frozen one without gradient."""
     extras = agent_extras(previous_actions_onehot(batch.actions, agent.num_actions, starts))
-    return unroll(agent, agent_params, batch.obs, extras, starts)
+    return unroll(agent, agent_params, batch.obs, extras, starts, frozen_params=frozen_params)
 
 
 class TargetParts(NamedTuple):
@@ -151,8 +153,9 @@ def make_targets(cfg: TrainConfig, nets: Networks):
         states = global_state(batch.obs, batch.state)  # [B, T+1, S]
         state_next = states[:, 1:]
 
-        q = episode_q_values(nets.agent, params.agent, batch, starts)
-        q_target = episode_q_values(nets.agent, target.agent, batch, starts)
+        # The online and target agents share one scan over the T+1 steps.
+        q, q_target = episode_q_values(nets.agent, params.agent, batch, starts,
+                                       frozen_params=target.agent)
         q_tot = mix(nets.mixer, params.mixer, q[:, :T], actions, states[:, :T],
                     batch.avail[:, :T])
 
@@ -268,7 +271,7 @@ def make_step(cfg: TrainConfig, nets: Networks, spec: EnvSpec, opts: Optimisers)
     counts = packing_lane_counts(cfg.batch_size, spec.episode_limit) if use_packing else ()
 
     def step(params, target, opt_states, batch: Episodes, key: jax.Array):
-        layouts = [plan(batch.filled, lanes) for lanes in counts]
+        layouts = plans(batch.filled, counts)
         fits = [all_seeds(layout.fits) for layout in layouts]
         choice = jnp.argmax(jnp.stack(fits + [jnp.asarray(True)]))  # the first that fits
         branches = [lambda layout=layout: update(params, target, opt_states, batch, key, layout)

@@ -1,4 +1,11 @@
-"""Soft TD(lambda) targets (paper Eq. 12, Appendix A), computed backwards."""
+"""Soft TD(lambda) targets (paper Eq. 12, Appendix A), in closed form.
+
+The backward recursion G_t = a_t + b_t G_{t+1} is affine with b_t either
+gamma * lambda or 0, so G_t is a discounted sum over the steps s >= t that the
+recursion reaches from t without crossing a step with b = 0: one masked
+[T, T] weighted sum instead of a T-step sequential scan (on an accelerator
+each scan step is a few kernel launches in sequence).
+"""
 
 from __future__ import annotations
 
@@ -30,18 +37,24 @@ def td_lambda_targets(
 
     Targets at padded steps are meaningless and must be masked by the caller.
     """
-
-    def backward(next_return, xs):
-        r, d, m, v, e = xs
-        lam_branch = jnp.where(m, next_return - e, v)
-        bootstrap = (1.0 - lam) * v + lam * lam_branch
-        g = jnp.where(d, r, r + gamma * bootstrap)
-        return g, g
-
-    xs = tuple(jnp.moveaxis(x, -1, 0) for x in
-               (reward, terminal, next_filled, next_value, next_entropy_term))
-    _, returns = jax.lax.scan(backward, jnp.zeros_like(xs[0][0]), xs, reverse=True)
-    return jnp.moveaxis(returns, 0, -1)
+    real = jnp.asarray(next_filled, bool)
+    done = jnp.asarray(terminal, bool)
+    # G_t = a_t + b_t G_{t+1}. Selects, not arithmetic masks: values of padded
+    # steps (possibly not finite) never enter a real step's a_t.
+    a = jnp.where(done, reward,
+                  reward + gamma * jnp.where(real, (1.0 - lam) * next_value - lam * next_entropy_term,
+                                             next_value))
+    a = a.astype(jnp.result_type(reward, next_value, next_entropy_term))
+    carries = real & ~done  # b_t = gamma * lam here, else 0
+    # breaks[t]: steps before t whose b is 0; s >= t is reached from t iff none lies in [t, s).
+    stops = (~carries).astype(jnp.int32)
+    breaks = jnp.cumsum(stops, axis=-1) - stops
+    T = a.shape[-1]
+    t = jnp.arange(T)
+    ahead = t[None, :] - t[:, None]  # s - t, [T(t), T(s)]
+    reached = (ahead >= 0) & (breaks[..., :, None] == breaks[..., None, :])
+    weight = jnp.power(jnp.asarray(gamma * lam, a.dtype), jnp.maximum(ahead, 0).astype(a.dtype))
+    return jnp.where(reached, weight * a[..., None, :], 0.0).sum(-1)
 
 
 def masked_mean(x: jax.Array, mask: jax.Array) -> jax.Array:

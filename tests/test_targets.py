@@ -41,6 +41,47 @@ def test_recursion_matches_numpy_loop(lam):
     np.testing.assert_allclose(np.asarray(got)[mask], want[mask], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("lam", [0.0, 0.6, 1.0])
+def test_closed_form_matches_the_scanned_recursion_in_packed_rows(lam):
+    """Several episodes back to back in a row, padded values that are not
+    finite: the closed form gives the backward recursion's targets (computed
+    here by a scan, as the learner did) at every real step."""
+    rng = np.random.default_rng(11)
+    rows, T = 6, 40
+    filled = np.zeros((rows, T), bool)
+    next_filled = np.zeros((rows, T), bool)
+    terminal = np.zeros((rows, T), bool)
+    for r in range(rows):
+        t = 0
+        while t < T - 2:
+            length = int(rng.integers(1, 12))
+            end = min(t + length, T - 1)  # the slot after the last step holds its observation
+            filled[r, t:end] = True
+            next_filled[r, t:end - 1] = True
+            terminal[r, end - 1] = rng.random() < 0.5
+            t = end + 1
+    reward = np.where(filled, rng.normal(size=(rows, T)), np.nan)
+    v = np.where(filled, rng.normal(size=(rows, T)) * 3, np.inf)
+    e = np.where(next_filled, rng.normal(size=(rows, T)), -np.inf)
+    args = [jnp.asarray(x, jnp.float32) if x.dtype != bool else jnp.asarray(x)
+            for x in (reward, terminal, next_filled, v, e)]
+
+    def scanned(reward, terminal, next_filled, v, e):
+        def backward(next_return, xs):
+            r, d, m, v_, e_ = xs
+            g = jnp.where(d, r, r + GAMMA * ((1 - lam) * v_ + lam * jnp.where(m, next_return - e_, v_)))
+            return g, g
+        xs = tuple(x.T for x in (reward, terminal, next_filled, v, e))
+        return jax.lax.scan(backward, jnp.zeros(rows), xs, reverse=True)[1].T
+
+    got = np.asarray(td_lambda_targets(*args, GAMMA, lam))
+    want = np.asarray(scanned(*args))
+    assert np.all(np.isfinite(got[filled]))
+    np.testing.assert_allclose(got[filled], want[filled], rtol=1e-5, atol=1e-5)
+    assert not any(e.primitive.name in ("scan", "while") for e in
+                   jax.make_jaxpr(lambda *a: td_lambda_targets(*a, GAMMA, lam))(*args).jaxpr.eqns)
+
+
 def test_lambda_zero_is_one_step_target():
     episodes, lengths, v, e, next_filled = _random_recursion_inputs(7)
     got = td_lambda_targets(episodes.reward, episodes.terminal, jnp.asarray(next_filled),

@@ -61,23 +61,34 @@ def previous_actions_onehot(actions: jax.Array, num_actions: int,
 
 
 def unroll(agent: RNNAgent, params, obs: jax.Array, extras: jax.Array,
-           starts: jax.Array | None = None) -> jax.Array:
+           starts: jax.Array | None = None, *, frozen_params=None):
     """Q-values over whole episodes: obs [B, T, n, ...], extras [B, T, n, D] -> [B, T, n, k].
 
     The hidden state starts at zero, as at every episode start, and is reset
     to zero wherever ``starts`` [B, T] is True (rows holding several packed
     episodes). Steps after an episode's end are computed too but cannot
     affect earlier steps.
+
+    With ``frozen_params`` (a second parameter tree of the same agent, e.g.
+    the target network's) the same scan unrolls both networks side by side
+    and returns ``(q, q_frozen)``; no gradient flows into ``frozen_params``.
+    One scan of T steps instead of two: a scan's steps run one after another
+    (a few kernel launches each on an accelerator), and under ``jax.grad`` the
+    frozen network stays in the forward scan only, so the backward scan is
+    the online network's alone.
     """
+    nets = (params,) if frozen_params is None else (params, jax.lax.stop_gradient(frozen_params))
     hidden0 = jnp.zeros(extras.shape[:1] + extras.shape[2:-1] + (agent.hidden_dim,), jnp.float32)
 
-    def step(hidden, xs):
+    def step(hiddens, xs):
         obs_t, extras_t, start_t = xs
-        if start_t is not None:
-            hidden = jnp.where(start_t[:, None, None], 0.0, hidden)
-        hidden, q = agent.apply(params, hidden, obs_t, extras_t)
-        return hidden, q
+        outs = [agent.apply(p, h if start_t is None else jnp.where(start_t[:, None, None], 0.0, h),
+                            obs_t, extras_t)
+                for p, h in zip(nets, hiddens)]
+        return tuple(h for h, _ in outs), tuple(q for _, q in outs)
 
     time_major = lambda x: None if x is None else jnp.swapaxes(x, 0, 1)
-    _, q = jax.lax.scan(step, hidden0, (time_major(obs), time_major(extras), time_major(starts)))
-    return time_major(q)
+    _, qs = jax.lax.scan(step, (hidden0,) * len(nets),
+                         (time_major(obs), time_major(extras), time_major(starts)))
+    qs = tuple(time_major(q) for q in qs)
+    return qs[0] if frozen_params is None else qs

@@ -107,6 +107,14 @@ def _handlers(partial: bool = False) -> dict[str, ocp.CheckpointHandler]:
     return {"state": state, "meta": ocp.JsonCheckpointHandler()}
 
 
+def _this_process_only() -> ocp.options.MultiprocessingOptions:
+    """Checkpoints hold host arrays, written and read by one process alone: in a
+    multi-process run the first process saves while the others keep training,
+    so orbax must not wait for them at its barriers."""
+    index = jax.process_index()
+    return ocp.options.MultiprocessingOptions(primary_host=index, active_processes={index})
+
+
 def _leaf_dtype(leaf) -> np.dtype:
     dtype = leaf.dtype if hasattr(leaf, "dtype") else np.asarray(leaf).dtype
     if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
@@ -164,10 +172,11 @@ class Checkpointer:
                 self.directory,
                 options=ocp.CheckpointManagerOptions(
                     max_to_keep=int(keep),
-                    create=True,
+                    create=False,  # made above (orbax cannot with active_processes)
                     cleanup_tmp_directories=False,
                     enable_async_checkpointing=True,
                     save_root_metadata=False,
+                    multiprocessing_options=_this_process_only(),
                 ),
                 item_handlers=_handlers(),
             )
@@ -342,7 +351,8 @@ def restore_latest(directory: Path, template: PyTree,
                 directory,
                 options=ocp.CheckpointManagerOptions(
                     read_only=True, create=False, save_root_metadata=False,
-                    lightweight_initialize=True, enable_async_checkpointing=False),
+                    lightweight_initialize=True, enable_async_checkpointing=False,
+                    multiprocessing_options=_this_process_only()),
                 item_handlers=_handlers(partial=fields is not None),
             )
             step = manager.latest_step()

@@ -135,8 +135,10 @@ class TrainConfig:
     host: HostLoopConfig = field(default_factory=HostLoopConfig)
     # Continue the run in hydra.run.dir from its newest checkpoint.
     resume: bool = False
-    # Multi-host: call jax.distributed.initialize() first (README).
+    # Multi-process: join the other processes first (meigm_jax.distributed),
+    # waiting at most distributed_timeout seconds for all of them.
     distributed: bool = False
+    distributed_timeout: int = 300
 
     seed: int = 0
     num_seeds: int = 1
@@ -349,7 +351,8 @@ def _check_range(cfg: TrainConfig) -> None:
         need(cfg.batch_size_run > 0, "batch_size_run", cfg.batch_size_run, "an integer > 0")
     for key in ("num_seeds", "num_envs", "total_timesteps", "batch_size",
                 "buffer_size", "target_update_interval", "test_interval", "test_episodes",
-                "hidden_dim", "mixer_embed", "hypernet_embed", "epsilon_anneal_steps"):
+                "hidden_dim", "mixer_embed", "hypernet_embed", "epsilon_anneal_steps",
+                "distributed_timeout"):
         need(getattr(cfg, key) > 0, key, getattr(cfg, key), "an integer > 0")
     for key in ("opt.embed_dim", "opt.hypernet_embed"):
         value = getattr(cfg.opt, key.split(".")[1])

@@ -25,6 +25,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from meigm_jax.envs.base import EnvSpec
+from meigm_jax.errors import ConfigError
 from meigm_jax.learner import SEEDS_AXIS
 from meigm_jax.trainer import Trainer, check_fits, make_train, replay_bytes_per_seed, seed_device_count, seed_keys
 from meigm_jax.types import ChunkMetrics
@@ -131,7 +132,8 @@ def compile_program(trainer: Trainer, devices: list | None = None,
     cfg = trainer.config
     keys = seed_keys(cfg) if keys is None else keys
     mesh = seed_mesh(keys.shape[0], devices)
-    keys = jax.device_put(keys, NamedSharding(mesh, P(SEED_AXIS)))
+    # From host memory: every process holds the same keys (multi-process runs).
+    keys = jax.device_put(np.asarray(keys), NamedSharding(mesh, P(SEED_AXIS)))
     init = jax.jit(on_devices(jax.vmap(trainer.init, axis_name=SEEDS_AXIS), mesh, P(SEED_AXIS), P(SEED_AXIS)))
     state = init(keys)
     if cfg.seed_loop == "sequential":
@@ -166,6 +168,11 @@ class JaxProgram:
         self.trainer = make_train(cfg, env)
         self.spec, self.num_chunks = self.trainer.spec, self.trainer.num_chunks
         check_fits(cfg, self.spec, self._devices)
+        if jax.process_count() > 1 and cfg.num_seeds % len(self._devices):
+            # Every process must hold seeds: the mesh is all devices.
+            raise ConfigError(f"config error: num_seeds={cfg.num_seeds} is not allowed with "
+                              f"{len(self._devices)} devices in {jax.process_count()} processes; "
+                              f"allowed: a multiple of {len(self._devices)}")
         self.description = (f"{cfg.num_seeds} seed(s) on {self._devices[0].platform} | replay "
                             f"{replay_bytes_per_seed(cfg, self.spec) / 2**20:.1f} MiB per seed")
         self.notes: list[str] = []

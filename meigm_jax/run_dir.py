@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -27,7 +28,8 @@ CHECKPOINTS = "checkpoints"
 
 # Config keys that may change when a run is resumed: they do not change
 # what the remaining chunks compute.
-RESUMABLE_CHANGES = ("resume", "total_timesteps", "wandb", "checkpoint")
+RESUMABLE_CHANGES = ("resume", "total_timesteps", "wandb", "checkpoint", "distributed",
+                     "distributed_timeout")
 
 
 class RunDirError(ValueError):
@@ -53,6 +55,19 @@ def has_run(run_dir: Path) -> bool:
 
 def has_config(run_dir: Path) -> bool:
     return config_path(run_dir).exists()
+
+
+def check_writable(run_dir: Path, key: str = "hydra.run.dir") -> None:
+    """Make ``run_dir`` if needed and make sure files can be written there;
+    one ConfigError line naming ``key`` otherwise."""
+    run_dir = Path(run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=run_dir):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"config error: {key}={str(run_dir)!r} is not allowed; allowed: a directory "
+                          f"that can be created and written ({exc.strerror or type(exc).__name__})") from None
 
 
 def write_config(run_dir: Path, config: dict) -> None:

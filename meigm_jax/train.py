@@ -8,6 +8,7 @@ compiled JAX envs and for envs stepped on the host alike.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -68,11 +69,32 @@ def _progress(cfg: TrainConfig, has_win: bool, records: list[dict], eta_s: float
 
 
 EXIT_NON_FINITE = 3
+EXIT_NOT_JOINED = 4  # distributed=true: the other processes did not all join in time
 
 
 def check_resumable(cfg: TrainConfig, run_dir: Path) -> None:
     """A resumed run must be the same experiment: one ConfigError line otherwise."""
     run_dirs.check_resumable(to_dict(cfg), run_dir)
+
+
+def _join_processes(cfg: TrainConfig) -> None:
+    """distributed=true: join the run's other processes, before JAX starts
+    its backend; one line on failure (a half-joined JAX client can block a
+    normal exit, so the process ends at once)."""
+    import jax
+
+    from meigm_jax.distributed import DistributedError, initialize
+
+    if jax.distributed.is_initialized():
+        return
+    try:
+        initialize(cfg.distributed_timeout)
+    except ConfigError as exc:
+        exit_bad_input(str(exc))
+    except DistributedError as exc:
+        sys.stdout.flush()
+        print(exc, file=sys.stderr, flush=True)
+        os._exit(EXIT_NOT_JOINED)
 
 
 def open_program(cfg: TrainConfig, env=None):
@@ -99,7 +121,7 @@ def run(cfg: TrainConfig, run_dir: Path, env=None) -> list[dict]:
     import jax
 
     if cfg.distributed:
-        jax.distributed.initialize()  # coordinator from the environment (SLURM, JAX_COORDINATOR_ADDRESS, ...)
+        _join_processes(cfg)
     from meigm_jax.checkpoint import CheckpointError, restore_latest
     from meigm_jax.program import EXIT_INTERRUPTED, Interrupted, to_host
 
@@ -153,8 +175,10 @@ def run(cfg: TrainConfig, run_dir: Path, env=None) -> list[dict]:
         exit_bad_input(str(exc))
 
     _summary(cfg, spec.has_win, final, time.time() - start)
-    if spec.end_report is not None and main_process:
-        _write_end_report(spec.end_report, program.trainer, to_host(state.params), run_dir)
+    if spec.end_report is not None:
+        params = to_host(state.params)  # every process: a gather when there are several
+        if main_process:
+            _write_end_report(spec.end_report, program.trainer, params, run_dir)
     return all_records
 
 
@@ -176,9 +200,9 @@ def _train_chunks(cfg: TrainConfig, program, state, run_dir: Path, first_chunk: 
     train_start = time.time()
 
     def save(chunk_done: int, state, **meta) -> None:
+        host_state = to_host(state)  # every process: a gather when there are several
         if checkpointer is None:
             return
-        host_state = to_host(state)
         checkpointer.save(chunk_done, host_state, {
             "chunk": chunk_done, "metrics_lines": len(all_records),
             "env_steps": int(np.ravel(host_state.counters.env_steps)[0]), "config": to_dict(cfg), **meta})
@@ -193,6 +217,7 @@ def _train_chunks(cfg: TrainConfig, program, state, run_dir: Path, first_chunk: 
                 except Interrupted as exc:
                     # The chunk in progress is kept, unless a checkpoint of
                     # its start exists already (a checkpoint step is written once).
+                    # (Only a host-stepped program, one process, is interrupted.)
                     if checkpointer is not None and checkpointer.latest_step() != index:
                         try:
                             save(index, exc.state, interrupted=True)
@@ -350,7 +375,10 @@ def main(argv: list[str] | None = None) -> None:
         with hydra_context():
             node = compose(overrides, with_hydra=True)
             cfg = from_composed(node)
+            if cfg.distributed:
+                _join_processes(cfg)  # before anything starts JAX's backend
             make_env(cfg.env.name)  # e.g. a missing StarCraft II, before the run directory exists
+            run_dirs.check_writable(Path(node.hydra.run.dir))
             _run_job(cfg, node)
     except ConfigError as exc:
         exit_bad_input(str(exc))

@@ -126,13 +126,15 @@ def check_fits(cfg: TrainConfig, spec: EnvSpec, devices: list[jax.Device]) -> No
                           f"(observations of shape {tuple(spec.obs_shape)}); allowed: mlp")
     seeds_per_device = cfg.num_seeds // seed_device_count(cfg.num_seeds, len(devices))
     need = replay_bytes_per_seed(cfg, spec) * seeds_per_device
-    have = device_memory_bytes(devices[0])
+    # One of this process's own devices: another process's cannot be asked.
+    local = next((d for d in devices if d.process_index == jax.process_index()), devices[0])
+    have = device_memory_bytes(local)
     if need > 0.75 * have:
         gib = 2**30
         raise ConfigError(
             f"config error: buffer_size={cfg.buffer_size} does not fit: {seeds_per_device} seed(s) "
             f"per device x {replay_bytes_per_seed(cfg, spec) / gib:.2f} GiB of replay each = "
-            f"{need / gib:.2f} GiB, but {devices[0].platform} device 0 has {have / gib:.2f} GiB "
+            f"{need / gib:.2f} GiB, but {local.platform} device {local.id} has {have / gib:.2f} GiB "
             f"(at most 75% for the replay); lower buffer_size or num_seeds, or add devices")
 
 

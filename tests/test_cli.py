@@ -46,6 +46,17 @@ def test_bad_input_is_one_line_and_exit_2(args, key, capsys, tmp_path):
     assert not run_dir.exists()
 
 
+def test_unwritable_run_dir_is_one_line_and_exit_2(capsys, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(SystemExit) as exc:
+        main([f"hydra.run.dir={blocker / 'run'}"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "hydra.run.dir" in err[0] and "allowed" in err[0], err
+    assert blocker.read_text() == "not a directory"
+
+
 def test_bad_input_subprocess_exit_code(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "meigm_jax.train", "td_lambda=2",
                            f"hydra.run.dir={tmp_path / 'run'}"],

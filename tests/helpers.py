@@ -98,3 +98,16 @@ def numpy_td_lambda(reward, terminal, lengths, next_value, next_entropy_term, ga
             out[b, t] = g
             g_next = g
     return out
+
+
+def short_episodes(seed: int, batch: int, spec: EnvSpec, max_len: int = 5) -> tuple[Episodes, np.ndarray]:
+    """Random episodes, most of them short (at most ``max_len`` steps), one full-length."""
+    episodes, lengths = random_episodes(seed, batch, spec)
+    rng = np.random.default_rng(seed)
+    lengths = np.minimum(lengths, rng.integers(1, max_len + 1, size=batch))
+    lengths[0] = spec.episode_limit
+    filled = np.arange(spec.episode_limit)[None, :] < lengths[:, None]
+    terminal = np.asarray(episodes.terminal) | (rng.random(batch) < 0.5)[:, None]
+    terminal = terminal & (np.arange(spec.episode_limit)[None, :] == lengths[:, None] - 1)
+    return episodes._replace(filled=jnp.asarray(filled), terminal=jnp.asarray(terminal),
+                             reward=episodes.reward * filled), lengths

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from helpers import SPEC, random_episodes, small_config
+from helpers import SPEC, random_episodes, short_episodes, small_config
 from meigm_jax.learner import (
     SEEDS_AXIS,
     build_networks,
@@ -23,16 +23,7 @@ BATCH = 10
 
 
 def _short_episodes(seed, batch=BATCH, max_len=5):
-    """Random episodes, most of them short, one of them full-length."""
-    episodes, lengths = random_episodes(seed, batch, LONG)
-    rng = np.random.default_rng(seed)
-    lengths = np.minimum(lengths, rng.integers(1, max_len + 1, size=batch))
-    lengths[0] = LONG.episode_limit
-    filled = np.arange(LONG.episode_limit)[None, :] < lengths[:, None]
-    terminal = np.asarray(episodes.terminal) | (rng.random(batch) < 0.5)[:, None]
-    terminal = terminal & (np.arange(LONG.episode_limit)[None, :] == lengths[:, None] - 1)
-    return episodes._replace(filled=jnp.asarray(filled), terminal=jnp.asarray(terminal),
-                             reward=episodes.reward * filled), lengths
+    return short_episodes(seed, batch, LONG, max_len)
 
 
 def _setup(alg, **over):

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from helpers import SPEC, random_episodes, small_config
+from helpers import SPEC, random_episodes, short_episodes, small_config
 from meigm_jax import learner, replay
 from meigm_jax.learner import build_networks, init_params, make_loss
 from meigm_jax.networks.agent import agent_extras, previous_actions_onehot, unroll
@@ -137,15 +137,7 @@ def test_joint_unroll_equals_two_unrolls_and_freezes_the_second():
 
 
 def _short_episodes(seed):
-    episodes, lengths = random_episodes(seed, BATCH, LONG)
-    rng = np.random.default_rng(seed)
-    lengths = np.minimum(lengths, rng.integers(1, 6, size=BATCH))
-    lengths[0] = LONG.episode_limit
-    filled = np.arange(LONG.episode_limit)[None, :] < lengths[:, None]
-    terminal = np.asarray(episodes.terminal) | (rng.random(BATCH) < 0.5)[:, None]
-    terminal = terminal & (np.arange(LONG.episode_limit)[None, :] == lengths[:, None] - 1)
-    return episodes._replace(filled=jnp.asarray(filled), terminal=jnp.asarray(terminal),
-                             reward=episodes.reward * filled), lengths
+    return short_episodes(seed, BATCH, LONG)
 
 
 def _loss_and_grads(cfg, nets, params, target, episodes, layout):

@@ -4,8 +4,11 @@
 
 Each variant trains all seeds in one vmapped program (the same ``run`` as
 ``meigm_jax.train``, one run directory per variant under ``out``), then the
-final greedy evaluation is tabulated as mean ± std over seeds, printed and
-saved as ``ablation.md`` and ``ablation.csv``. ``preset=paper`` (default)
+final greedy evaluation is tabulated as mean ± std over seeds, and for the
+win rate and the return also as the interquartile mean (IQM) over seeds with
+its 95% stratified-bootstrap CI, printed and saved as ``ablation.md`` and
+``ablation.csv``; the runs are exported as marl-eval's raw-data JSON,
+``ablation_marl_eval.json``. ``preset=paper`` (default)
 keeps the environment's paper-scale settings; ``preset=cpu`` is a small run
 that finishes on a 2-core machine (not converged). Other ``key=value``
 overrides apply to every variant.
@@ -44,13 +47,20 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 def markdown_table(rows: list[dict], variants: list[lineup.Cell]) -> str:
+    """One row per variant; per metric its mean ± std over seeds, and for the
+    win rate and the return its IQM [95% CI] beside it."""
     env_name = variants[0].config.env.name
     metrics = [m for m in lineup.METRICS if any(m in row for row in rows)]
-    header = "| variant | alg | seeds | env steps | " + " | ".join(metrics) + " |"
-    lines = [f"Final greedy evaluation on {env_name} (mean ± std over seeds).", "", header,
-             "|" + "---|" * (4 + len(metrics))]
+    columns = [(m, lineup.mean_std_cell) for m in metrics]
+    for m in lineup.IQM_METRICS:
+        if m in metrics:
+            columns.insert(columns.index((m, lineup.mean_std_cell)) + 1, (m, lineup.iqm_cell))
+    names = [m if cell is lineup.mean_std_cell else f"{m} IQM [95% CI]" for m, cell in columns]
+    header = "| variant | alg | seeds | env steps | " + " | ".join(names) + " |"
+    lines = [f"Final greedy evaluation on {env_name}: mean ± std over seeds; {lineup.IQM_NOTE}.", "",
+             header, "|" + "---|" * (4 + len(columns))]
     for row in rows:
-        cells = [lineup.mean_std_cell(row, m) for m in metrics]
+        cells = [cell(row, m) for m, cell in columns]
         lines.append(f"| {row['variant']} | {row['alg']} | {row['seeds']} | {row['env_steps']:,} | "
                      + " | ".join(cells) + " |")
     return "\n".join(lines)

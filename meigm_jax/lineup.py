@@ -6,12 +6,17 @@ A line-up is a list of cells, each one (env, alg) run with all its seeds in
 one vmapped program (``meigm_jax.train.run``) and its own run directory
 under ``out``. Every cell's config is validated before anything is
 compiled. Each cell becomes one row: mean ± std over seeds of its final
-greedy evaluation. ``from_runs=true`` trains nothing and reads the cells'
-runs already under ``out`` instead (runs cut short, or run apart), taking
-every row at the last evaluation that all cells reached, so that rows
-compare equal numbers of env steps. ``resume=true`` continues a line-up
-that was stopped: finished cells are read, cells with a checkpoint continue
-from it, new cells train.
+greedy evaluation and, for the win rate and the return, the interquartile
+mean (IQM) over seeds with its 95% stratified-bootstrap confidence interval
+(``meigm_jax.stats``: rliable's definitions, 50,000 resamples, seeded; with
+2 or 3 seeds the IQM is the mean). Beside the table (``<stem>.md``,
+``<stem>.csv``) every line-up writes its runs as marl-eval's raw-data JSON
+(``<stem>_marl_eval.json``, ``meigm_jax.marl_eval``). ``from_runs=true``
+trains nothing and reads the cells' runs already under ``out`` instead (runs
+cut short, or run apart), taking every row at the last evaluation that all
+cells reached, so that rows compare equal numbers of env steps.
+``resume=true`` continues a line-up that was stopped: finished cells are
+read, cells with a checkpoint continue from it, new cells train.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
+from meigm_jax import marl_eval, stats
 from meigm_jax import run_dir as run_dirs
 from meigm_jax.cli_config import exit_bad_input
 from meigm_jax.config import ConfigError, TrainConfig, to_dict
@@ -41,6 +47,9 @@ PRESETS = {
 
 # Metrics tabulated per row, when every seed of the cell logs them.
 METRICS = ("test_win_rate", "test_return", "misalignment_gap")
+# Those also tabulated as IQM [95% CI low, high] over seeds, beside mean ± std.
+IQM_METRICS = ("test_win_rate", "test_return")
+IQM_SUFFIXES = ("_iqm", "_iqm_low", "_iqm_high")
 
 
 class Cell(NamedTuple):
@@ -105,7 +114,7 @@ def command(argv: list[str] | None, build: Callable, stem: str, markdown: Callab
     """A paper-table command: ``build(argv) -> (Options, cells)`` validates every
     cell (one line and exit 2 on bad input), then the cells are trained or
     read and the table ``markdown(rows, cells)`` is printed and saved as
-    ``stem.md`` and ``stem.csv``."""
+    ``stem.md`` and ``stem.csv``, the runs as ``stem_marl_eval.json``."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         options, cells = build(argv)
@@ -123,7 +132,22 @@ def command(argv: list[str] | None, build: Callable, stem: str, markdown: Callab
             exit_bad_input(str(exc))
         rows = run_lineup(steps, out)
     save(out, stem, markdown(rows, cells), rows)
+    export_marl_eval(out, stem, cells)
     return rows
+
+
+def export_marl_eval(out: Path, stem: str, cells: list[Cell]) -> Path | None:
+    """The cells' runs as marl-eval's raw-data JSON, ``out/stem_marl_eval.json``
+    (env family, env name, alg name; see ``meigm_jax.marl_eval``). A run that
+    cannot be exported is a warning: the table is written already."""
+    sources = [marl_eval.Source(out / c.subdir, c.config.env.name, c.config.alg.name) for c in cells]
+    try:
+        path = marl_eval.write(sources, out / f"{stem}_marl_eval.json")
+    except run_dirs.RunDirError as exc:
+        print(f"warning: no marl-eval export: {exc}", file=sys.stderr)
+        return None
+    print(f"saved {path} (marl-eval raw data)")
+    return path
 
 
 class Step(NamedTuple):
@@ -192,12 +216,17 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def table_row(cell: Cell, final: list[dict]) -> dict:
-    """One cell's row: mean and std over its seeds' records of one evaluation."""
+    """One cell's row: mean and std over its seeds' records of one evaluation,
+    and for ``IQM_METRICS`` the IQM with its 95% CI (``key_iqm``,
+    ``key_iqm_low``, ``key_iqm_high``; ``meigm_jax.stats.iqm_ci``)."""
     row = {**cell.columns, "seeds": len(final), "env_steps": min(r["env_steps"] for r in final)}
     for key in METRICS:
         values = [r.get(key) for r in final]
         if all(v is not None for v in values):
             row[key], row[key + "_std"] = _mean_std(values)
+            if key in IQM_METRICS:
+                for suffix, value in zip(IQM_SUFFIXES, stats.iqm_ci(values)):
+                    row[key + suffix] = value
     return row
 
 
@@ -226,7 +255,7 @@ def save(out: Path, stem: str, markdown: str, rows: list[dict]) -> None:
     (out / f"{stem}.md").write_text(markdown + "\n")
     leading = list(rows[0])  # a line-up has at least one cell
     order = leading[:leading.index("seeds")] + ["seeds", "env_steps"] + [
-        name for m in METRICS for name in (m, m + "_std")]
+        name for m in METRICS for name in (m, m + "_std", *(m + s for s in IQM_SUFFIXES))]
     columns = sorted({k for r in rows for k in r}, key=lambda k: (order.index(k) if k in order else len(order), k))
     with open(out / f"{stem}.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns)
@@ -239,3 +268,16 @@ def mean_std_cell(row: dict, metric: str, scale: float = 1.0, digits: int = 3) -
     if metric not in row:
         return "n/a"
     return f"{scale * row[metric]:.{digits}f} ± {scale * row[metric + '_std']:.{digits}f}"
+
+
+# What an IQM column holds, for the tables' captions.
+IQM_NOTE = ("IQM [95% CI]: interquartile mean over seeds with its 95% stratified-bootstrap "
+            "confidence interval (rliable's definitions; with 2 or 3 seeds the IQM is the mean)")
+
+
+def iqm_cell(row: dict, metric: str, scale: float = 1.0, digits: int = 3) -> str:
+    """``IQM [low, high]`` of ``metric`` in ``row``, or n/a."""
+    if metric + "_iqm" not in row:
+        return "n/a"
+    point, low, high = (scale * row[metric + s] for s in IQM_SUFFIXES)
+    return f"{point:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"

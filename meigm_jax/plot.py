@@ -2,15 +2,18 @@
 
 Command line::
 
-    python -m meigm_jax.plot RUN_DIR [RUN_DIR ...] [--metric NAME] [--out FILE.png]
+    python -m meigm_jax.plot RUN_DIR [RUN_DIR ...] [--metric NAME] [--stat iqm|mean] [--out FILE.png]
 
 Each RUN_DIR is a training run directory (``config.json`` and
 ``metrics.jsonl``, as written by ``meigm_jax.train``). For every run the
-metric is averaged over seeds at each evaluation: the k-th evaluation of each
-seed is one point, drawn at the seeds' mean ``env_steps``, with a band of
-± one standard deviation (over seeds, ddof=0). Runs are overlaid and labelled
-by their algorithm name, disambiguated by env or directory name where two runs
-share one.
+metric is aggregated over seeds at each evaluation: the k-th evaluation of
+each seed is one point, drawn at the seeds' mean ``env_steps``. ``--stat
+iqm`` (default) draws the interquartile mean over seeds with a band of its
+95% stratified-bootstrap confidence interval (``meigm_jax.stats``, rliable's
+definitions; with 2 or 3 seeds the IQM is the mean); ``--stat mean`` draws
+the mean with a band of ± one standard deviation (over seeds, ddof=0). Runs
+are overlaid and labelled by their algorithm name, disambiguated by env or
+directory name where two runs share one.
 
 Bad input (a path without ``metrics.jsonl``, a metric no run has) prints one
 line to stderr and exits with status 2. Only numpy and matplotlib are needed
@@ -28,10 +31,13 @@ from pathlib import Path
 
 import numpy as np
 
+from meigm_jax import stats
 from meigm_jax.run_dir import RunDirError, read_config, read_records
 
 EXIT_BAD_INPUT = 2
 DEFAULT_OUT = "learning_curves.png"
+STATS = {"iqm": "IQM over seeds, 95% stratified-bootstrap CI", "mean": "mean ± std over seeds"}
+DEFAULT_STAT = "iqm"
 # Record keys that identify a seed or an evaluation rather than measure anything.
 _NOT_METRICS = ("seed", "seed_index")
 
@@ -51,7 +57,7 @@ def available_metrics(records: Iterable[dict]) -> set[str]:
             if k not in _NOT_METRICS and _is_number(v)}
 
 
-def _group_by_seed(records: Sequence[dict]) -> list[list[dict]]:
+def group_by_seed(records: Sequence[dict]) -> list[list[dict]]:
     """Each seed's evaluations in order. A resumed run appends evaluations that
     restart from its checkpoint: when env_steps goes back, the later records
     replace the earlier ones from that point on."""
@@ -75,7 +81,7 @@ def _value(rec: dict, key: str) -> float:
 def seed_matrix(records: Sequence[dict], metric: str) -> tuple[np.ndarray, np.ndarray]:
     """(env_steps, values), each [num_seeds, num_evaluations]: row s holds seed
     s's k-th evaluation in column k; missing or null entries are NaN."""
-    seeds = _group_by_seed(records)
+    seeds = group_by_seed(records)
     width = max(len(s) for s in seeds)
     steps = np.full((len(seeds), width), np.nan)
     values = np.full((len(seeds), width), np.nan)
@@ -85,20 +91,46 @@ def seed_matrix(records: Sequence[dict], metric: str) -> tuple[np.ndarray, np.nd
     return steps, values
 
 
+def _kept(steps: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(evaluation indices with a value and known env_steps, their mean env_steps)."""
+    keep = (~np.isnan(values)).any(axis=0) & (~np.isnan(steps)).any(axis=0)
+    step_ok = ~np.isnan(steps)
+    mean_steps = np.where(step_ok, steps, 0.0).sum(axis=0) / np.maximum(step_ok.sum(axis=0), 1)
+    return keep, mean_steps[keep]
+
+
 def mean_std(steps: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per evaluation index: mean env_steps, mean and std (ddof=0) of the
     metric over the seeds that have it. Indices where no seed has a value
     (or env_steps is unknown) are dropped."""
+    keep, mean_steps = _kept(steps, values)
     has_value = ~np.isnan(values)
-    count = has_value.sum(axis=0)
-    keep = (count > 0) & (~np.isnan(steps)).any(axis=0)
-    filled = np.where(has_value, values, 0.0)
-    total = np.maximum(count, 1)
-    mean = filled.sum(axis=0) / total
+    total = np.maximum(has_value.sum(axis=0), 1)
+    mean = np.where(has_value, values, 0.0).sum(axis=0) / total
     var = (np.where(has_value, values - mean, 0.0) ** 2).sum(axis=0) / total
-    step_ok = ~np.isnan(steps)
-    mean_steps = np.where(step_ok, steps, 0.0).sum(axis=0) / np.maximum(step_ok.sum(axis=0), 1)
-    return mean_steps[keep], mean[keep], np.sqrt(var)[keep]
+    return mean_steps, mean[keep], np.sqrt(var)[keep]
+
+
+def iqm_curve(steps: np.ndarray, values: np.ndarray, reps: int = stats.REPS
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per evaluation index: mean env_steps, and the IQM of the metric over
+    the seeds that have it with its 95% stratified-bootstrap CI (low, high;
+    ``meigm_jax.stats.iqm_ci`` of those seeds). Indices dropped as in ``mean_std``."""
+    keep, mean_steps = _kept(steps, values)
+    point, low, high = stats.iqm_ci_columns(values[:, keep], reps=reps)
+    return mean_steps, point, low, high
+
+
+def curve(steps: np.ndarray, values: np.ndarray, stat: str = DEFAULT_STAT,
+          reps: int = stats.REPS) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(env_steps, line, band low, band high) per evaluation index: the IQM and
+    its CI (``stat="iqm"``), or the mean and mean ± std (``stat="mean"``)."""
+    if stat == "iqm":
+        return iqm_curve(steps, values, reps)
+    if stat == "mean":
+        mean_steps, mean, std = mean_std(steps, values)
+        return mean_steps, mean, mean - std, mean + std
+    raise PlotError(f"stat {stat!r} is not allowed (allowed: {', '.join(STATS)})")
 
 
 def run_label(run_dir: str | Path) -> str:
@@ -152,8 +184,10 @@ def unique_labels(run_dirs: Sequence[str | Path]) -> list[str]:
     return out
 
 
-def build_figure(run_dirs: Sequence[str | Path], metric: str | None = None):
-    """A matplotlib Figure (Agg canvas) with one line and band per run.
+def build_figure(run_dirs: Sequence[str | Path], metric: str | None = None,
+                 stat: str = DEFAULT_STAT, reps: int = stats.REPS):
+    """A matplotlib Figure (Agg canvas) with one line and band per run:
+    the IQM and its 95% CI (``stat="iqm"``) or the mean ± std (``"mean"``).
 
     Returns (figure, metric). Raises PlotError on bad input.
     """
@@ -163,6 +197,8 @@ def build_figure(run_dirs: Sequence[str | Path], metric: str | None = None):
     run_dirs = list(run_dirs)
     if not run_dirs:
         raise PlotError("no run directories given (expected one or more run directories)")
+    if stat not in STATS:
+        raise PlotError(f"stat {stat!r} is not allowed (allowed: {', '.join(STATS)})")
     records = [read_records(d) for d in run_dirs]
     if metric is None:
         metric = default_metric(records)
@@ -181,15 +217,13 @@ def build_figure(run_dirs: Sequence[str | Path], metric: str | None = None):
     for d, recs, label, ok in zip(run_dirs, records, labels, have):
         if not ok:
             continue
-        steps, mean, std = mean_std(*seed_matrix(recs, metric))
-        (line,) = ax.plot(steps, mean, label=label, linewidth=1.6)
-        ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.2,
-                        linewidth=0)
+        steps, center, low, high = curve(*seed_matrix(recs, metric), stat=stat, reps=reps)
+        (line,) = ax.plot(steps, center, label=label, linewidth=1.6)
+        ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
     configs = [read_config(d) for d in run_dirs]
     envs = sorted({str(c["env"]["name"]) for c in configs
                    if isinstance(c.get("env"), dict) and c["env"].get("name")})
-    if envs:
-        ax.set_title(", ".join(envs))
+    ax.set_title((", ".join(envs) + "\n" if envs else "") + STATS[stat], fontsize="medium")
     ax.set_xlabel("environment steps")
     ax.set_ylabel(metric)
     ax.grid(True, alpha=0.3)
@@ -199,13 +233,14 @@ def build_figure(run_dirs: Sequence[str | Path], metric: str | None = None):
 
 
 def plot_runs(run_dirs: Sequence[str | Path], metric: str | None = None,
-              out: str | Path = DEFAULT_OUT) -> Path:
+              out: str | Path = DEFAULT_OUT, stat: str = DEFAULT_STAT) -> Path:
     """Draw the learning curves of ``run_dirs`` into the PNG ``out`` and return its path.
 
     ``metric`` None: test_win_rate when every run has it, else test_return.
+    ``stat``: "iqm" (IQM with its 95% CI) or "mean" (mean ± std).
     Raises PlotError on bad input.
     """
-    fig, _ = build_figure(run_dirs, metric)
+    fig, _ = build_figure(run_dirs, metric, stat)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, format="png")
@@ -221,15 +256,19 @@ class _Parser(argparse.ArgumentParser):
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _Parser(prog="python -m meigm_jax.plot",
-                     description="Learning curves (mean ± std over seeds) of one or more runs.")
+                     description="Learning curves (IQM with its 95% CI, or mean ± std, over seeds) "
+                                 "of one or more runs.")
     parser.add_argument("runs", nargs="+", metavar="PATH", help="run directory with metrics.jsonl")
     parser.add_argument("--metric", default=None,
                         help="record key to plot (default: test_win_rate if every run has it, "
                              "else test_return)")
+    parser.add_argument("--stat", default=DEFAULT_STAT, choices=list(STATS),
+                        help="iqm: interquartile mean with its 95%% stratified-bootstrap CI "
+                             "(default); mean: mean ± std")
     parser.add_argument("--out", default=DEFAULT_OUT, help=f"PNG file (default: {DEFAULT_OUT})")
     args = parser.parse_args(argv)
     try:
-        out = plot_runs(args.runs, args.metric, args.out)
+        out = plot_runs(args.runs, args.metric, args.out, args.stat)
     except PlotError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

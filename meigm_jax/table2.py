@@ -11,8 +11,11 @@ II (the host loop; it needs the install that ``+env=smacv2_*`` needs).
 ``+env`` name such as ``smax_5v5``), ``algs=`` picks columns (any ``alg=``
 preset). Each (scenario, alg) cell trains all seeds in one vmapped program
 with its own run directory ``out/<env>/<alg>``; cells run one after another.
-The table (win rate in %, mean ± std over seeds, as in the paper) is printed
-and saved as ``table2.md``, and one line per cell as ``table2.csv``.
+The table (win rate in %, mean ± std over seeds, as in the paper, and beside
+each the IQM over seeds with its 95% stratified-bootstrap CI) is printed and
+saved as ``table2.md``, and one line per cell (win rate and return) as
+``table2.csv``; the runs are exported as marl-eval's raw-data JSON,
+``table2_marl_eval.json``.
 
 ``preset=paper`` (default) keeps each scenario's and algorithm's paper
 settings (docs/choices.md) with 4 seeds; ``preset=cpu`` is a small run per
@@ -77,7 +80,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 def markdown_table(rows: list[dict], grid: list[lineup.Cell]) -> str:
-    """Scenarios down, algorithms across; each cell the final win rate in % (mean ± std)."""
+    """Scenarios down, algorithms across; per algorithm the final win rate in %
+    as mean ± std and as IQM [95% CI] over seeds."""
     del grid  # the rows name their scenario, env and alg
     scenarios = list(dict.fromkeys(r["scenario"] for r in rows))
     algs = list(dict.fromkeys(r["alg"] for r in rows))
@@ -85,15 +89,18 @@ def markdown_table(rows: list[dict], grid: list[lineup.Cell]) -> str:
     seeds = sorted({r["seeds"] for r in rows})
     steps = sorted({r["env_steps"] for r in rows})
     steps_text = f"{steps[0]:,}" if len(steps) == 1 else f"{steps[0]:,} to {steps[-1]:,}"
+    names = [PAPER_NAMES.get(a, a) for a in algs]
     lines = [f"Final greedy win rate (%), mean ± std over {'/'.join(map(str, seeds))} seeds, "
-             f"at {steps_text} env steps.", "",
-             "| scenario | env | " + " | ".join(PAPER_NAMES.get(a, a) for a in algs) + " |",
-             "|" + "---|" * (2 + len(algs))]
+             f"at {steps_text} env steps; {lineup.IQM_NOTE}.", "",
+             "| scenario | env | " + " | ".join(f"{n} | {n} IQM [95% CI]" for n in names) + " |",
+             "|" + "---|" * (2 + 2 * len(algs))]
     for scenario in scenarios:
         cells = [by_cell.get((scenario, alg)) for alg in algs]
         env = next(c["env"] for c in cells if c is not None)
         lines.append(f"| {scenario} | {env} | " + " | ".join(
-            "-" if c is None else lineup.mean_std_cell(c, "test_win_rate", scale=100.0, digits=1)
+            "- | -" if c is None else
+            lineup.mean_std_cell(c, "test_win_rate", scale=100.0, digits=1) + " | "
+            + lineup.iqm_cell(c, "test_win_rate", scale=100.0, digits=1)
             for c in cells) + " |")
     return "\n".join(lines)
 

@@ -16,6 +16,10 @@ def test_ablation_table_on_the_matrix_game(tmp_path):
     for row in rows:
         assert row["seeds"] == 2 and row["env_steps"] >= 600
         assert math.isfinite(row["test_return"]) and row["test_return_std"] >= 0
+        # IQM [95% CI] over seeds beside mean ± std: with 2 seeds the IQM is the mean.
+        assert row["test_return_iqm"] == pytest.approx(row["test_return"])
+        assert row["test_return_iqm_low"] <= row["test_return_iqm"] <= row["test_return_iqm_high"]
+        assert "misalignment_gap_iqm" not in row
     # Only the soft algorithms have a misalignment gap; with order-preserving
     # logits (OPT or none) it is exactly zero.
     assert "misalignment_gap" not in rows[0]
@@ -23,10 +27,27 @@ def test_ablation_table_on_the_matrix_game(tmp_path):
     table = (tmp_path / "ablation.md").read_text()
     assert all(name in table for name, _ in VARIANTS)
     assert "misalignment_gap" in table and "n/a" in table  # QMIX has no policy head
+    header = next(line for line in table.splitlines() if line.startswith("| variant"))
+    assert "| test_return | test_return IQM [95% CI] |" in header and "IQM [95% CI]: interquartile mean" in table
+    row = rows[0]
+    assert (f"| {row['test_return']:.3f} ± {row['test_return_std']:.3f} | {row['test_return_iqm']:.3f} "
+            f"[{row['test_return_iqm_low']:.3f}, {row['test_return_iqm_high']:.3f}] |") in table
     with open(tmp_path / "ablation.csv") as f:
-        assert [r["alg"] for r in csv.DictReader(f)] == [alg for _, alg in VARIANTS]
+        lines = list(csv.DictReader(f))
+    assert [r["alg"] for r in lines] == [alg for _, alg in VARIANTS]
+    assert float(lines[0]["test_return_iqm_high"]) == pytest.approx(row["test_return_iqm_high"])
     for _, alg in VARIANTS:
         assert (tmp_path / alg / "metrics.jsonl").exists()
+
+    # marl-eval's raw data beside the table: env family, env, alg, run per seed, step per evaluation.
+    marl = json.loads((tmp_path / "ablation_marl_eval.json").read_text())
+    assert list(marl) == ["matrix"] and list(marl["matrix"]) == ["matrix_game"]
+    assert list(marl["matrix"]["matrix_game"]) == [alg for _, alg in VARIANTS]
+    records = [json.loads(line) for line in (tmp_path / "me_qmix" / "metrics.jsonl").read_text().splitlines()]
+    runs = marl["matrix"]["matrix_game"]["me_qmix"]
+    assert list(runs) == ["run_0", "run_1"] and len(runs["run_1"]) == len(records) // 2 + 1
+    assert runs["run_1"]["step_0"]["step_count"] == records[1]["env_steps"]
+    assert runs["run_1"]["absolute_metrics"]["return"] == [records[-1]["test_return"]]
 
     # from_runs=true re-tabulates the finished runs without training: same rows.
     assert main(["+env=matrix_game", "preset=cpu", f"out={tmp_path}", "from_runs=true"]) == rows
@@ -38,6 +59,9 @@ def test_ablation_table_on_the_matrix_game(tmp_path):
     cut_rows = main(["+env=matrix_game", "preset=cpu", f"out={tmp_path}", "from_runs=true"])
     assert all(300 <= r["env_steps"] < 600 and r["seeds"] == 2 for r in cut_rows)
     assert cut_rows[2]["test_return"] == pytest.approx(sum(r["test_return"] for r in first) / 2)
+    marl = json.loads((tmp_path / "ablation_marl_eval.json").read_text())["matrix"]["matrix_game"]
+    assert all(list(run) == ["step_0", "absolute_metrics"] for algo in marl.values() for run in algo.values())
+    assert marl["me_qmix"]["run_0"]["step_0"]["return"] == [first[0]["test_return"]]
 
 
 @pytest.mark.parametrize("args", [["preset=huge"], ["alg=qmix"], ["opt.layers=3"],

@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from meigm_jax.plot import PlotError, build_figure, load_curves, main, plot_runs
+from meigm_jax.plot import PlotError, build_figure, curve, load_curves, main, plot_runs, seed_matrix
+from meigm_jax.run_dir import read_records
+from meigm_jax.stats import iqm, iqm_ci
 
 ROOT = Path(__file__).resolve().parents[1]
 NUM_EVALS = 6
@@ -64,11 +66,62 @@ def test_plot_runs_writes_png_with_one_curve_per_run(tmp_path):
     assert len(ax.lines) == 3
     assert [line.get_label() for line in ax.lines] == ["me_qmix", "qmix", "me_qplex"]
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["me_qmix", "qmix", "me_qplex"]
-    assert len(ax.collections) == 3  # one ± std band per run
+    assert len(ax.collections) == 3  # one CI band per run
     assert ax.get_ylabel() == "test_win_rate"
+    assert ax.get_title() == "smax_5v5\nIQM over seeds, 95% stratified-bootstrap CI"
+    # The IQM of 3 seeds is their mean.
     np.testing.assert_allclose(ax.lines[0].get_ydata(),
                                [np.mean([_win_rate(0, s, k) for s in range(3)])
                                 for k in range(NUM_EVALS)])
+
+
+def _band(ax, i):
+    ys = ax.collections[i].get_paths()[0].vertices[:, 1]
+    return ys.min(), ys.max()
+
+
+def test_stat_iqm_draws_the_iqm_and_its_ci_and_mean_the_mean_and_std(tmp_path):
+    run_dir = make_run(tmp_path, "r", "me_qmix", num_seeds=5, run=1)
+    values = np.array([[_return(1, s, k) for k in range(NUM_EVALS)] for s in range(5)])
+    values[4] += 40.0  # an outlier seed: the IQM leaves it out, the mean does not
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    for rec in lines:
+        rec["test_return"] = float(values[rec["seed_index"], (rec["env_steps"] - 1000) // 1000])
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+
+    fig, _ = build_figure([run_dir], "test_return")  # default: iqm
+    (ax,) = fig.axes
+    expected = [iqm_ci(values[:, k]) for k in range(NUM_EVALS)]
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), [e[0] for e in expected])
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), [iqm(values[:, k]) for k in range(NUM_EVALS)])
+    assert _band(ax, 0) == pytest.approx((min(e[1] for e in expected), max(e[2] for e in expected)))
+    assert all(low <= point <= high for point, low, high in expected)
+
+    fig, _ = build_figure([run_dir], "test_return", stat="mean")
+    (ax,) = fig.axes
+    assert ax.get_title() == "smax_5v5\nmean ± std over seeds"
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), values.mean(axis=0))
+    spread = values.mean(axis=0) - values.std(axis=0), values.mean(axis=0) + values.std(axis=0)
+    assert _band(ax, 0) == pytest.approx((spread[0].min(), spread[1].max()))
+
+    steps, center, low, high = curve(*seed_matrix(read_records(run_dir), "test_return"), stat="mean")
+    np.testing.assert_allclose(center, values.mean(axis=0))
+    np.testing.assert_allclose(high - center, values.std(axis=0))
+    with pytest.raises(PlotError, match="stat 'median' is not allowed"):
+        build_figure([run_dir], stat="median")
+
+
+def test_iqm_curve_with_missing_seeds_uses_the_seeds_present(tmp_path):
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    recs = [{"seed_index": s, "env_steps": 100 * (k + 1), "test_return": float(s * s + k)}
+            for k in range(2) for s in range(4)]
+    recs[5]["test_return"] = None  # seed 1, evaluation 2
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    steps, center, low, high = curve(*seed_matrix(read_records(run_dir), "test_return"))
+    np.testing.assert_allclose(steps, [100, 200])
+    np.testing.assert_allclose([center[0], low[0], high[0]], iqm_ci([0.0, 1.0, 4.0, 9.0]))
+    np.testing.assert_allclose([center[1], low[1], high[1]], iqm_ci([1.0, 5.0, 10.0]))
 
 
 def test_default_metric_falls_back_to_test_return_and_labels_disambiguate(tmp_path):
@@ -133,6 +186,9 @@ def test_main_writes_default_out_in_cwd(tmp_path, monkeypatch, capsys):
     assert main([str(run)]) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / "learning_curves.png")
     assert (tmp_path / "learning_curves.png").is_file()
+    assert main([str(run), "--stat", "mean", "--out", "m.png"]) == 0
+    assert (tmp_path / "m.png").is_file()
+    capsys.readouterr()
     assert main([str(run), "--metric", "bogus"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "bogus" in err[0] and "test_return" in err[0]
@@ -141,6 +197,7 @@ def test_main_writes_default_out_in_cwd(tmp_path, monkeypatch, capsys):
 @pytest.mark.parametrize("args, needle", [
     (["/nonexistent"], "/nonexistent"),
     ([], "PATH"),
+    (["/nonexistent", "--stat", "median"], "median"),
 ])
 def test_cli_bad_input_exit_code(tmp_path, args, needle):
     proc = subprocess.run([sys.executable, "-m", "meigm_jax.plot", *args,

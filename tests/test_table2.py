@@ -37,9 +37,19 @@ def test_a_cell_trains_and_is_tabulated(one_cell):
     assert 0.0 <= row["test_win_rate"] <= 1.0 and row["env_steps"] >= 1200
     table = (out / "table2.md").read_text()
     assert "| smax_5v5 | smax_5v5 | " in table and "ME-QMIX" in table
-    assert f"{100 * row['test_win_rate']:.1f} ± {100 * row['test_win_rate_std']:.1f}" in table
+    assert (f"{100 * row['test_win_rate']:.1f} ± {100 * row['test_win_rate_std']:.1f} | "
+            f"{100 * row['test_win_rate_iqm']:.1f} [{100 * row['test_win_rate_iqm_low']:.1f}, "
+            f"{100 * row['test_win_rate_iqm_high']:.1f}]") in table
+    assert row["test_win_rate_iqm"] == pytest.approx(np.mean(wins))  # 2 seeds: the IQM is the mean
+    assert min(wins) <= row["test_win_rate_iqm_low"] <= row["test_win_rate_iqm_high"] <= max(wins)
     with open(out / "table2.csv") as f:
-        assert [(r["scenario"], r["alg"]) for r in csv.DictReader(f)] == [("smax_5v5", "me_qmix")]
+        lines = list(csv.DictReader(f))
+    assert [(r["scenario"], r["alg"]) for r in lines] == [("smax_5v5", "me_qmix")]
+    assert {"test_win_rate_iqm", "test_win_rate_iqm_low", "test_return_iqm_high"} <= set(lines[0])
+    marl = json.loads((out / "table2_marl_eval.json").read_text())
+    runs = marl["smax"]["smax_5v5"]["me_qmix"]
+    assert list(runs) == ["run_0", "run_1"]
+    assert [runs[f"run_{s}"]["absolute_metrics"]["win_rate"] for s in range(2)] == [[w] for w in wins]
 
 
 def test_from_runs_lays_out_scenarios_by_algs_at_a_common_evaluation(one_cell):
@@ -62,7 +72,12 @@ def test_from_runs_lays_out_scenarios_by_algs_at_a_common_evaluation(one_cell):
         assert 600 <= row["env_steps"] < 1200
         assert row["test_win_rate"] == pytest.approx(np.mean([r["test_win_rate"] for r in first]))
     table = (out / "table2.md").read_text().splitlines()
-    assert table[2] == "| scenario | env | QMIX | ME-QMIX |"
+    assert table[2] == "| scenario | env | QMIX | QMIX IQM [95% CI] | ME-QMIX | ME-QMIX IQM [95% CI] |"
+    marl = json.loads((out / "table2_marl_eval.json").read_text())
+    assert {task: list(algs) for task, algs in marl["smax"].items()} == {
+        "smax_5v5": ["qmix", "me_qmix"], "smax_protoss_5v5": ["qmix", "me_qmix"]}
+    assert all(list(run) == ["step_0", "absolute_metrics"]  # evaluation 1, as the table
+               for algs in marl["smax"].values() for runs in algs.values() for run in runs.values())
     assert table[4].startswith("| smax_5v5 | smax_5v5 | ") and table[5].startswith("| protoss_5v5 | smax_protoss_5v5 | ")
 
 

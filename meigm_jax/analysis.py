@@ -8,7 +8,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from meigm_jax.learner import Networks, mix
+from meigm_jax.learner import Networks, mix, policy_logits
 from meigm_jax.networks.agent import agent_extras
 from meigm_jax.policy import greedy, soft_policy
 from meigm_jax.types import Observation, Params
@@ -31,7 +31,7 @@ def first_step_joint_values(nets: Networks, params: Params, observation: Observa
     _, q = nets.agent.apply(params.agent, hidden, observation.obs, extras)
     best = greedy(q, observation.avail)
     if soft:
-        logits = nets.transform.apply(params.opt, q, observation.state)
+        logits = policy_logits(nets, params, q, observation.state)
         policy = jnp.exp(soft_policy(logits, observation.avail, jnp.exp(params.log_alpha)).log_probs)
     else:
         policy = jax.nn.one_hot(best, k)

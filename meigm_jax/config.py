@@ -8,7 +8,11 @@ one-line ``ConfigError`` naming the key and what is allowed.
 
 An algorithm is a composition: a mixer (``alg.mixer``), a policy head
 (``alg.policy``: soft policy through the OPT, or epsilon-greedy), and the OPT
-variant (``opt.kind``). The named presets in ``ALG_PRESETS`` only pick parts.
+variant (``opt.kind``); optionally a transform of the Q-values before mixing
+(``premix.kind``), a TD-loss weighting (``td_weighting``), a fixed temperature
+(``fixed_alpha``, or ``alpha_lr: 0``) and one gradient clip over all networks
+(``grad_clip_scope``). The named presets in ``ALG_PRESETS`` (and
+``PRESET_PARTS``) only pick parts.
 """
 
 from __future__ import annotations
@@ -25,7 +29,10 @@ from meigm_jax.errors import ConfigError
 
 MIXERS = ("vdn", "qmix", "qplex")
 POLICIES = ("soft", "epsilon_greedy")
-OPT_KINDS = ("opt", "none", "mlp")
+OPT_KINDS = ("opt", "none", "mlp", "affine")
+PREMIX_KINDS = ("none", "residual")
+TD_WEIGHTINGS = ("none", "release")
+GRAD_CLIP_SCOPES = ("group", "joint")
 OPT_LAYERS = (1, 2)
 TORSOS = ("mlp", "cnn")
 WANDB_MODES = ("offline", "online", "disabled")
@@ -44,6 +51,24 @@ ALG_PRESETS: dict[str, tuple[str, str, str]] = {
     # unconstrained MLP in its place.
     "me_qmix_no_opt": ("qmix", "soft", "none"),
     "me_qmix_mlp": ("qmix", "soft", "mlp"),
+    # The authors' released ME-QMIX code (not the paper's algorithm): VDN
+    # over residually transformed Q-values, an affine logit transform, and
+    # the parts in PRESET_PARTS (docs/choices.md, "The released ME-QMIX").
+    "me_qmix_release": ("vdn", "soft", "affine"),
+}
+
+# The parts beyond (mixer, policy head, opt kind) that a preset picks, as
+# config keys, filled in by from_dict where the data leaves them out (the
+# Hydra alg file of the preset gives them all).
+PRESET_PARTS: dict[str, dict[str, Any]] = {
+    "me_qmix_release": {
+        "premix": {"kind": "residual"},
+        "td_weighting": "release",
+        # An alg-level key, not init_alpha/alpha_lr: env files set those
+        # (matrix_game) and Hydra applies +env after alg.
+        "fixed_alpha": 0.03,
+        "grad_clip_scope": "joint",
+    },
 }
 
 
@@ -64,6 +89,18 @@ class OptConfig:
     hypernet_embed: int = 64
     # Keeps the generated slopes strictly positive, so order is strict.
     min_slope: float = 1e-6
+
+
+@dataclass(frozen=True)
+class PremixConfig:
+    # A transform g_i(Q_i; s) of each agent's k Q-values before the mixer,
+    # part of the critic: in the online and target networks, trained by the
+    # TD loss; the logit transform then reads g_i(Q_i). "none": the mixer
+    # sees Q_i; "residual": g_i(x) = x + sum_j |W2_ij(s)| ELU(|W1_ij(s)| x +
+    # b1_ij(s)) + b2_i(s), slope >= 1 (the released ME-QMIX).
+    kind: str = "none"
+    embed_dim: int = 16  # j = 1..embed_dim (the release: half of mixer_embed 32)
+    hypernet_embed: int = 64
 
 
 @dataclass(frozen=True)
@@ -128,6 +165,7 @@ class HostLoopConfig:
 class TrainConfig:
     alg: AlgConfig = field(default_factory=AlgConfig)
     opt: OptConfig = field(default_factory=OptConfig)
+    premix: PremixConfig = field(default_factory=PremixConfig)
     env: EnvConfig = field(default_factory=EnvConfig)
     agent: AgentConfig = field(default_factory=AgentConfig)
     wandb: WandbConfig = field(default_factory=WandbConfig)
@@ -161,9 +199,17 @@ class TrainConfig:
 
     lr: float = 1e-3  # agent + mixer (theta)
     opt_lr: float = 1e-3  # OPT (phi)
-    alpha_lr: float = 0.3  # log alpha (omega), Adam
+    alpha_lr: float = 0.3  # log alpha (omega), Adam; 0: alpha stays at init_alpha
     init_alpha: float = 1.0
+    # A number: the temperature is held at it (no alpha loss; init_alpha and
+    # alpha_lr are ignored). An alg-level choice that env files leave alone.
+    fixed_alpha: Optional[float] = None
     grad_clip: float = 10.0
+    # "group": agent+mixer and the logit transform are clipped to grad_clip
+    # each; "joint": one global norm over both (one optimiser over all).
+    grad_clip_scope: str = "group"
+    # "release": the released ME-QMIX's weighted TD loss (learner.td_weights).
+    td_weighting: str = "none"
 
     # None: the paper's value for this algorithm and environment family.
     td_lambda: Optional[float] = None
@@ -194,6 +240,15 @@ class TrainConfig:
     @property
     def is_soft(self) -> bool:
         return self.alg.policy == "soft"
+
+    @property
+    def learns_alpha(self) -> bool:
+        """Whether the temperature is learned (soft head, no fixed_alpha, alpha_lr > 0)."""
+        return self.is_soft and self.fixed_alpha is None and self.alpha_lr > 0
+
+    @property
+    def initial_alpha(self) -> float:
+        return self.init_alpha if self.fixed_alpha is None else self.fixed_alpha
 
 
 
@@ -332,9 +387,17 @@ def _check_range(cfg: TrainConfig) -> None:
     need(cfg.alg.policy in POLICIES, "alg.policy", cfg.alg.policy, ", ".join(POLICIES))
     need(cfg.opt.kind in OPT_KINDS, "opt.kind", cfg.opt.kind, ", ".join(OPT_KINDS))
     need(cfg.opt.layers in OPT_LAYERS, "opt.layers", cfg.opt.layers, "1 or 2")
+    need(cfg.premix.kind in PREMIX_KINDS, "premix.kind", cfg.premix.kind, ", ".join(PREMIX_KINDS))
+    need(cfg.td_weighting in TD_WEIGHTINGS, "td_weighting", cfg.td_weighting, ", ".join(TD_WEIGHTINGS))
+    need(cfg.grad_clip_scope in GRAD_CLIP_SCOPES, "grad_clip_scope", cfg.grad_clip_scope,
+         ", ".join(GRAD_CLIP_SCOPES))
     if cfg.alg.policy != "soft":
-        need(cfg.opt.kind == "none", "opt.kind", cfg.opt.kind,
-             f"none (alg {cfg.alg.name} is epsilon-greedy and has no policy head)")
+        greedy = f"alg {cfg.alg.name} is epsilon-greedy and has no policy head"
+        need(cfg.opt.kind == "none", "opt.kind", cfg.opt.kind, f"none ({greedy})")
+        need(cfg.premix.kind == "none", "premix.kind", cfg.premix.kind,
+             f"none ({greedy}; a pre-mix transform needs the soft head)")
+        need(cfg.td_weighting == "none", "td_weighting", cfg.td_weighting,
+             f"none ({greedy}; the weighting reads the policy logits)")
     need(cfg.replay_float_dtype in REPLAY_FLOAT_DTYPES, "replay_float_dtype", cfg.replay_float_dtype,
          ", ".join(REPLAY_FLOAT_DTYPES))
     need(cfg.seed_loop in SEED_LOOPS, "seed_loop", cfg.seed_loop, ", ".join(SEED_LOOPS))
@@ -354,12 +417,17 @@ def _check_range(cfg: TrainConfig) -> None:
                 "hidden_dim", "mixer_embed", "hypernet_embed", "epsilon_anneal_steps",
                 "distributed_timeout"):
         need(getattr(cfg, key) > 0, key, getattr(cfg, key), "an integer > 0")
-    for key in ("opt.embed_dim", "opt.hypernet_embed"):
-        value = getattr(cfg.opt, key.split(".")[1])
+    for key in ("opt.embed_dim", "opt.hypernet_embed", "premix.embed_dim", "premix.hypernet_embed"):
+        group, name = key.split(".")
+        value = getattr(getattr(cfg, group), name)
         need(value > 0, key, value, "an integer > 0")
     need(cfg.opt.min_slope > 0, "opt.min_slope", cfg.opt.min_slope, "a number > 0")
-    for key in ("lr", "opt_lr", "alpha_lr", "init_alpha", "grad_clip"):
+    for key in ("lr", "opt_lr", "init_alpha", "grad_clip"):
         need(getattr(cfg, key) > 0, key, getattr(cfg, key), "a number > 0")
+    need(cfg.alpha_lr >= 0, "alpha_lr", cfg.alpha_lr, "a number >= 0 (0: the temperature stays at init_alpha)")
+    if cfg.fixed_alpha is not None:
+        need(cfg.fixed_alpha > 0, "fixed_alpha", cfg.fixed_alpha,
+             "a number > 0, or null (learned from init_alpha at alpha_lr)")
     if cfg.env.reward_scale is not None:
         need(cfg.env.reward_scale > 0, "env.reward_scale", cfg.env.reward_scale,
              "a number > 0 (null: the env family's)")
@@ -392,9 +460,10 @@ def from_dict(data: Mapping[str, Any]) -> TrainConfig:
     """Validate a composed config once and return it frozen.
 
     A named ``alg.name`` fills ``alg.mixer``, ``alg.policy`` and ``opt.kind``
-    from its preset where they are not given (the Hydra alg files give all
-    three). ``td_lambda``, ``batch_size_run`` and ``env.reward_scale`` left
-    null become the paper's values for the mixer and environment.
+    (and the keys of its ``PRESET_PARTS``) from its preset where they are not
+    given (the Hydra alg files give them all). ``td_lambda``,
+    ``batch_size_run`` and ``env.reward_scale`` left null become the paper's
+    values for the mixer and environment.
     """
     data = dict(data)
     alg = dict(data.get("alg") or {})
@@ -406,6 +475,11 @@ def from_dict(data: Mapping[str, Any]) -> TrainConfig:
         alg.setdefault("policy", policy)
         opt.setdefault("kind", kind)
     data["alg"], data["opt"] = alg, opt
+    for key, value in PRESET_PARTS.get(name, {}).items():
+        if isinstance(value, Mapping):
+            data[key] = {**value, **dict(data.get(key) or {})}
+        else:
+            data.setdefault(key, value)
     cfg = _build(TrainConfig, data, "")
     _check_range(cfg)
     if cfg.td_lambda is None:

@@ -3,7 +3,10 @@
 An algorithm is the composition of a mixer, a policy head and a logit
 transform (see ``config.ALG_PRESETS``); this module branches only on the
 policy head: the soft head has a transform, a temperature and soft targets,
-the epsilon-greedy head has double-Q targets.
+the epsilon-greedy head has double-Q targets. The optional parts of the
+released ME-QMIX are switches of their own: a pre-mix transform inside the
+mixer (``networks/premix.py``), a fixed temperature, the weighted TD loss
+(``td_weights``) and one gradient clip over all networks.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from meigm_jax.envs.base import EnvSpec, global_state
 from meigm_jax.networks.agent import RNNAgent, agent_extras, previous_actions_onehot, unroll
 from meigm_jax.networks.mixers import make_mixer
 from meigm_jax.networks.opt import make_transform
+from meigm_jax.networks.premix import make_premix, premix_values
 from meigm_jax.packing import PackPlan, pack, plans
 from meigm_jax.packing import lane_counts as packing_lane_counts
 from meigm_jax.policy import SoftPolicy, greedy, padded_rows_available, soft_policy, take
@@ -50,8 +54,10 @@ class Optimisers(NamedTuple):
 def build_networks(cfg: TrainConfig, spec: EnvSpec) -> Networks:
     return Networks(
         agent=RNNAgent(cfg.hidden_dim, spec.num_actions, cfg.agent.torso, cfg.agent.cnn_channels),
-        mixer=make_mixer(cfg.alg.mixer, spec.num_agents, spec.num_actions, cfg.mixer_embed,
-                         cfg.hypernet_embed),
+        mixer=make_premix(cfg.premix.kind,
+                          make_mixer(cfg.alg.mixer, spec.num_agents, spec.num_actions, cfg.mixer_embed,
+                                     cfg.hypernet_embed),
+                          spec.num_agents, cfg.premix.embed_dim, cfg.premix.hypernet_embed),
         transform=make_transform(cfg.opt.kind, cfg.opt.layers, spec.num_agents, cfg.opt.embed_dim,
                                  cfg.opt.hypernet_embed, cfg.opt.min_slope),
     )
@@ -59,8 +65,11 @@ def build_networks(cfg: TrainConfig, spec: EnvSpec) -> Networks:
 
 def build_optimisers(cfg: TrainConfig) -> Optimisers:
     # Adam on every parameter group; alpha is learned as log alpha with
-    # Adam (as in SAC), without clipping.
-    clip = optax.clip_by_global_norm(cfg.grad_clip)
+    # Adam (as in SAC), without clipping. With grad_clip_scope=joint the
+    # update clips theta and phi together before these (make_update); the
+    # identity has the clip's (empty) state, so the states keep one shape.
+    clip = (optax.clip_by_global_norm(cfg.grad_clip) if cfg.grad_clip_scope == "group"
+            else optax.identity())
     return Optimisers(
         q=optax.chain(clip, optax.adam(cfg.lr)),
         opt=optax.chain(clip, optax.adam(cfg.opt_lr)),
@@ -80,7 +89,7 @@ def init_params(nets: Networks, cfg: TrainConfig, spec: EnvSpec, key: jax.Array)
         mixer=nets.mixer.init(k_mixer, jnp.zeros((1, n)), state, jnp.zeros((1, n)),
                               jnp.zeros((1, n, k))),
         opt=nets.transform.init(k_opt, jnp.zeros((1, n, k)), state),
-        log_alpha=jnp.log(jnp.asarray(cfg.init_alpha, jnp.float32)),
+        log_alpha=jnp.log(jnp.asarray(cfg.initial_alpha, jnp.float32)),
     )
 
 
@@ -99,6 +108,29 @@ def mix(mixer: nn.Module, mixer_params, q: jax.Array, actions: jax.Array, state:
     q_max = jnp.max(jnp.where(avail, q, -jnp.inf), axis=-1)
     onehot = jax.nn.one_hot(actions, q.shape[-1], dtype=q.dtype)
     return mixer.apply(mixer_params, take(q, actions), state, q_max, onehot)
+
+
+def policy_logits(nets: Networks, params: Params, q: jax.Array, state: jax.Array) -> jax.Array:
+    """The soft head's logits z_i = f_i(g_i(Q_i(.); s); s) for q [..., n, k]:
+    the logit transform of the pre-mixed values (of Q_i without a pre-mix
+    transform)."""
+    return nets.transform.apply(params.opt, premix_values(nets.mixer, params.mixer, q, state), state)
+
+
+def td_weights(td_error: jax.Array, policy_gap: jax.Array) -> jax.Array:
+    """The released ME-QMIX's TD-loss weights (``td_weighting=release``).
+
+    With td_error = Q_tot - G and policy_gap = Q_tot - sum_i f_i(g_i(Q_i(u_i))),
+    a step weighs 0.5 where (policy_gap > 0) equals (td_error < 0), else 1.
+    """
+    return jnp.where((policy_gap > 0) == (td_error < 0), 0.5, 1.0)
+
+
+def weighted_mean(x: jax.Array, weights: jax.Array, mask: jax.Array) -> jax.Array:
+    """sum(w x) / sum(w) over mask; with all weights 1 the masked mean."""
+    total = jnp.where(mask, weights * x, 0.0).sum()
+    norm = jnp.where(mask, weights, 0.0).sum()
+    return total / jnp.where(norm > 0, norm, 1.0)
 
 
 def target_entropy(cfg: TrainConfig, spec: EnvSpec) -> float:
@@ -167,8 +199,10 @@ def make_targets(cfg: TrainConfig, nets: Networks):
         if cfg.is_soft:
             alpha = jnp.exp(sg(params.log_alpha))
             # One transform pass over all T+1 steps serves the targets (t+1,
-            # no gradient) and the OPT loss (t, gradient to phi only).
-            logits = nets.transform.apply(params.opt, sg(q), states)
+            # no gradient) and the OPT loss (t, gradient to phi only): its
+            # input, the pre-mixed values, is held fixed.
+            logits = nets.transform.apply(
+                params.opt, sg(premix_values(nets.mixer, params.mixer, q, states)), states)
             policy = soft_policy(sg(logits), batch.avail, alpha)
             pi_next = jax.tree.map(lambda x: x[:, 1:], policy)
             if noise is None:
@@ -212,7 +246,9 @@ def make_loss(cfg: TrainConfig, nets: Networks, spec: EnvSpec):
         T = batch.reward.shape[-1]
         mask = batch.filled
         parts = compute_targets(params, target, batch, key, starts, noise)
-        loss_q = masked_mean(0.5 * (parts.q_tot - parts.targets) ** 2, mask)
+        td_error = parts.q_tot - parts.targets
+        loss_opt = loss_alpha = jnp.zeros(())
+        entropy = jnp.zeros_like(parts.q_tot)
         if cfg.is_soft:
             actions = batch.actions.astype(jnp.int32)
             opt_sum = take(parts.logits[:, :T], actions).sum(-1)
@@ -220,10 +256,13 @@ def make_loss(cfg: TrainConfig, nets: Networks, spec: EnvSpec):
             # Exact expectation E[log pi_jt] = -sum_i H(pi_i) rather than a
             # single sampled log-probability: same gradient, less variance.
             entropy = parts.policy.entropy()[:, :T].sum(-1)
-            loss_alpha = masked_mean(params.log_alpha * sg(entropy - h_target), mask)
+            if cfg.learns_alpha:
+                loss_alpha = masked_mean(params.log_alpha * sg(entropy - h_target), mask)
+        if cfg.td_weighting == "release":  # a soft head only (config)
+            weights = sg(td_weights(td_error, parts.q_tot - opt_sum))
+            loss_q = weighted_mean(0.5 * td_error ** 2, weights, mask)
         else:
-            loss_opt = loss_alpha = jnp.zeros(())
-            entropy = jnp.zeros_like(parts.q_tot)
+            loss_q = masked_mean(0.5 * td_error ** 2, mask)
         info = LossInfo(
             loss_q=loss_q, loss_opt=loss_opt, loss_alpha=loss_alpha, alpha=parts.alpha,
             policy_entropy=masked_mean(entropy, mask),
@@ -284,12 +323,23 @@ def make_step(cfg: TrainConfig, nets: Networks, spec: EnvSpec, opts: Optimisers)
     return step
 
 
+def joint_clip(grads: Params, max_norm: float) -> Params:
+    """Clip theta's and phi's gradients to one global norm, as one optimiser
+    over all parameters would (``grad_clip_scope=joint``); log alpha's
+    gradient is left alone, as it always is."""
+    clip = optax.clip_by_global_norm(max_norm)
+    (agent, mixer, opt), _ = clip.update((grads.agent, grads.mixer, grads.opt), clip.init(None))
+    return grads._replace(agent=agent, mixer=mixer, opt=opt)
+
+
 def make_update(cfg: TrainConfig, nets: Networks, spec: EnvSpec, opts: Optimisers):
     grad_fn = jax.grad(make_loss(cfg, nets, spec), has_aux=True)
 
     def update(params: Params, target: TargetParams, opt_states: OptimiserStates,
                batch: Episodes, key: jax.Array, layout: PackPlan | None = None):
         grads, info = grad_fn(params, target, batch, key, layout)
+        if cfg.grad_clip_scope == "joint":  # build_optimisers then clips no group
+            grads = joint_clip(grads, cfg.grad_clip)
         q_updates, q_state = opts.q.update((grads.agent, grads.mixer), opt_states.q)
         agent, mixer = optax.apply_updates((params.agent, params.mixer), q_updates)
         opt, opt_state = params.opt, opt_states.opt
@@ -297,6 +347,7 @@ def make_update(cfg: TrainConfig, nets: Networks, spec: EnvSpec, opts: Optimiser
         if cfg.is_soft:
             opt_updates, opt_state = opts.opt.update(grads.opt, opt_states.opt)
             opt = optax.apply_updates(params.opt, opt_updates)
+        if cfg.learns_alpha:
             alpha_updates, alpha_state = opts.alpha.update(grads.log_alpha, opt_states.alpha)
             log_alpha = jnp.clip(optax.apply_updates(params.log_alpha, alpha_updates),
                                  *LOG_ALPHA_BOUNDS)

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from meigm_jax.envs.base import MarlEnv
-from meigm_jax.learner import Networks, any_seed, mix
+from meigm_jax.learner import Networks, any_seed, mix, policy_logits
 from meigm_jax.networks.agent import agent_extras
 from meigm_jax.policy import epsilon_greedy, epsilon_greedy_probs, greedy, soft_policy
 from meigm_jax.types import Episodes, Observation, Params, RolloutStats
@@ -54,7 +54,9 @@ def make_act(nets: Networks, params: Params, mode: str, epsilon: jax.Array | Non
              diagnose: bool = False) -> ActFn:
     """The acting policy: ``soft`` (OPT logits / alpha), ``epsilon_greedy`` or ``greedy``.
 
-    Greedy acting reads only each agent's own Q_i: no global state. With
+    Greedy acting reads only each agent's own Q_i: no global state. Every
+    logit and pre-mix transform keeps the order of Q_i, so that is also the
+    argmax of the soft head's logits. With
     ``diagnose`` (soft algorithms only) greedy acting also measures the
     misalignment gaps, which need the state; the actions do not use it.
     """
@@ -65,7 +67,7 @@ def make_act(nets: Networks, params: Params, mode: str, epsilon: jax.Array | Non
         zeros = jnp.zeros(q.shape[:-2])
         gap_logits = gap_expected = zeros
         if mode == "soft":
-            logits = nets.transform.apply(params.opt, q, observation.state)
+            logits = policy_logits(nets, params, q, observation.state)
             pi = soft_policy(logits, avail, jnp.exp(params.log_alpha))
             actions = pi.distribution.sample(seed=key)
             entropy = pi.entropy().sum(-1)
@@ -77,7 +79,7 @@ def make_act(nets: Networks, params: Params, mode: str, epsilon: jax.Array | Non
             actions = greedy(q, avail)
             entropy = zeros
             if diagnose:
-                logits = nets.transform.apply(params.opt, q, observation.state)
+                logits = policy_logits(nets, params, q, observation.state)
                 gap_logits, gap_expected = misalignment_gaps(nets, params, q, logits, observation, key)
         return hidden, actions, jnp.stack([entropy, gap_logits, gap_expected], -1)
 

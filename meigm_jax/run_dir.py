@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, TextIO
 
+from meigm_jax.config import defaults_dict
 from meigm_jax.errors import ConfigError
 
 CONFIG = "config.json"
@@ -195,7 +196,9 @@ def check_resumable(config: dict, run_dir: Path) -> None:
     if not has_config(run_dir):
         raise ConfigError(f"config error: resume=true but {run_dir} holds no run (no {CONFIG}); "
                     "set hydra.run.dir to the run to continue")
-    saved = _flat(json.loads(config_path(run_dir).read_text()))
+    # A key the saved run predates counts as its default, which reproduces
+    # what the code computed before the key existed.
+    saved = {**_flat(defaults_dict()), **_flat(json.loads(config_path(run_dir).read_text()))}
     now = _flat(config)
     for key in sorted(set(saved) | set(now)):
         if key.split(".")[0] in RESUMABLE_CHANGES:

@@ -29,6 +29,9 @@ BAD_INPUTS = [
     (["gamma=abc"], "gamma"),
     (["seed_loop=pmap"], "seed_loop"),
     (["env.reward_scale=0"], "env.reward_scale"),
+    (["alg=qmix", "td_weighting=release"], "td_weighting"),
+    (["alg=vdn", "premix.kind=residual"], "premix.kind"),
+    (["alg=me_qmix_release", "alpha_lr=-1"], "alpha_lr"),
 ]
 
 

@@ -1,4 +1,5 @@
-"""Policy-logit transforms g_i(Q_i; s): the OPT (paper Eq. 2) and its ablations.
+"""Policy-logit transforms g_i(Q_i; s): the OPT (paper Eq. 2), its ablations
+and the released ME-QMIX's affine transform.
 
 Each maps agent i's k Q-values [..., n, k] and the state [..., S] to k
 policy logits. The OPT's weights are generated per agent from s and kept
@@ -17,22 +18,35 @@ from meigm_jax.networks.init import linear
 
 
 class OPT1(nn.Module):
-    """One layer: g_i(x; s) = a_i(s) x + c_i(s), a_i = |H_a(s)|_i + min_slope."""
+    """One layer: g_i(x; s) = a_i(s) x + c_i(s), a_i = |H_a(s)|_i + min_slope.
+
+    c_i(s) is one linear layer of s (the paper's OPT), or with
+    ``hyper_bias`` a two-layer hypernetwork (``opt.kind=affine``, the
+    released ME-QMIX's f_i(x) = |w_i(s)| x + b_i(s)).
+    """
 
     num_agents: int
     hypernet_embed: int
     min_slope: float
+    hyper_bias: bool = False
 
     @nn.compact
     def __call__(self, q: jax.Array, state: jax.Array) -> jax.Array:
         n = self.num_agents
         slope = PositiveHyperNet(n, self.hypernet_embed, self.min_slope, name="hyper_a")(state)
-        bias = linear(n, state.shape[-1], name="hyper_c")(state)
+        if self.hyper_bias:
+            bias = HyperNet(n, self.hypernet_embed, name="hyper_c")(state)
+        else:
+            bias = linear(n, state.shape[-1], name="hyper_c")(state)
         return slope[..., None] * q + bias[..., None]
 
 
 class OPT2(nn.Module):
-    """Two layers: g_i(x; s) = sum_j W2_ij ELU(W1_ij x + b1_ij) + b2_i, W >= min_slope."""
+    """Two layers: g_i(x; s) = sum_j W2_ij ELU(W1_ij x + b1_ij) + b2_i, W >= min_slope.
+
+    ``min_slope`` 0 is allowed where something else keeps the map strictly
+    increasing (the residual pre-mix transform, ``networks/premix.py``).
+    """
 
     num_agents: int
     embed_dim: int
@@ -87,6 +101,8 @@ def make_transform(kind: str, layers: int, num_agents: int, embed_dim: int,
         return IdentityTransform()
     if kind == "mlp":
         return MLPTransform(num_agents, hypernet_embed)
+    if kind == "affine":
+        return OPT1(num_agents, hypernet_embed, min_slope, hyper_bias=True)
     if kind == "opt" and layers == 1:
         return OPT1(num_agents, hypernet_embed, min_slope)
     if kind == "opt" and layers == 2:

@@ -45,7 +45,6 @@ the standard library and numpy (no JAX, no marl-eval).
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys

@@ -111,3 +111,20 @@ def short_episodes(seed: int, batch: int, spec: EnvSpec, max_len: int = 5) -> tu
     terminal = terminal & (np.arange(spec.episode_limit)[None, :] == lengths[:, None] - 1)
     return episodes._replace(filled=jnp.asarray(filled), terminal=jnp.asarray(terminal),
                              reward=episodes.reward * filled), lengths
+
+
+def q_and_states(seed: int, batch: int = 512, n: int = 4, k: int = 7, s: int = 12):
+    """Random Q-values [batch, n, k] (scale 3) and states [batch, s] for network properties."""
+    import jax
+
+    kq, ks = jax.random.split(jax.random.PRNGKey(seed))
+    return 3.0 * jax.random.normal(kq, (batch, n, k)), jax.random.normal(ks, (batch, s))
+
+
+def perturbed(params, seed: int, scale: float):
+    """``params`` plus Gaussian noise of ``scale`` on every leaf."""
+    import jax
+
+    leaves, tree = jax.tree.flatten(params)
+    keys = jax.random.split(jax.random.PRNGKey(seed), len(leaves))
+    return jax.tree.unflatten(tree, [p + scale * jax.random.normal(k, p.shape) for p, k in zip(leaves, keys)])

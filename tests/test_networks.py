@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from helpers import perturbed, q_and_states
 from meigm_jax.networks.mixers import QMixer
 from meigm_jax.networks.opt import make_transform
 
@@ -12,14 +13,10 @@ N, K, S, BATCH = 4, 7, 12, 512
 
 
 def _inputs(seed):
-    kq, ks = jax.random.split(jax.random.PRNGKey(seed))
-    return 3.0 * jax.random.normal(kq, (BATCH, N, K)), jax.random.normal(ks, (BATCH, S))
+    return q_and_states(seed, BATCH, N, K, S)
 
 
-def _perturbed(params, seed, scale):
-    leaves, tree = jax.tree.flatten(params)
-    keys = jax.random.split(jax.random.PRNGKey(seed), len(leaves))
-    return jax.tree.unflatten(tree, [p + scale * jax.random.normal(k, p.shape) for p, k in zip(leaves, keys)])
+_perturbed = perturbed
 
 
 @pytest.mark.parametrize("layers", [1, 2])

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from helpers import SPEC, random_episodes, short_episodes, small_config
+from helpers import SPEC, perturbed, q_and_states, random_episodes, short_episodes, small_config
 from meigm_jax.analysis import seeds_joint_values
 from meigm_jax.cli_config import load
 from meigm_jax.config import ConfigError
@@ -41,14 +41,10 @@ RELEASE = dict(alg=dict(name="me_qmix_release"))
 
 
 def _inputs(seed):
-    kq, ks = jax.random.split(jax.random.PRNGKey(seed))
-    return 3.0 * jax.random.normal(kq, (BATCH, N, K)), jax.random.normal(ks, (BATCH, S))
+    return q_and_states(seed, BATCH, N, K, S)
 
 
-def _perturbed(params, seed, scale):
-    leaves, tree = jax.tree.flatten(params)
-    keys = jax.random.split(jax.random.PRNGKey(seed), len(leaves))
-    return jax.tree.unflatten(tree, [p + scale * jax.random.normal(k, p.shape) for p, k in zip(leaves, keys)])
+_perturbed = perturbed
 
 
 def _dense(p, x):
@@ -297,7 +293,6 @@ def smax_runs():
 
 def test_temperature_stays_fixed_through_matrix_game_training(matrix_game_run):
     trainer, [(state, metrics)] = matrix_game_run
-    cfg = trainer.config
     assert np.all(metrics.updates[:, -1] > 0)
     # Not one bit changes in any seed or chunk; exp(log(0.03)) in float32 is
     # 0.03 to within an ulp.

@@ -72,11 +72,6 @@ EXIT_NON_FINITE = 3
 EXIT_NOT_JOINED = 4  # distributed=true: the other processes did not all join in time
 
 
-def check_resumable(cfg: TrainConfig, run_dir: Path) -> None:
-    """A resumed run must be the same experiment: one ConfigError line otherwise."""
-    run_dirs.check_resumable(to_dict(cfg), run_dir)
-
-
 def _join_processes(cfg: TrainConfig) -> None:
     """distributed=true: join the run's other processes, before JAX starts
     its backend; one line on failure (a half-joined JAX client can block a
@@ -132,7 +127,7 @@ def run(cfg: TrainConfig, run_dir: Path, env=None) -> list[dict]:
     try:
         program = open_program(cfg, env)
         if cfg.resume:
-            check_resumable(cfg, run_dir)
+            run_dirs.check_resumable(to_dict(cfg), run_dir)
         else:
             run_dirs.check_new(run_dir, "resume=true continues it, or choose another hydra.run.dir")
         if cfg.wandb.mode == "online" and main_process:
@@ -169,7 +164,7 @@ def run(cfg: TrainConfig, run_dir: Path, env=None) -> list[dict]:
                                   main_process)
             final = all_records[-cfg.num_seeds:]
     except Interrupted as exc:
-        print(f"interrupted ({exc}); run stopped, its state saved in {ckpt_dir}", file=sys.stderr, flush=True)
+        print(f"interrupted ({exc}); run stopped", file=sys.stderr, flush=True)
         raise SystemExit(EXIT_INTERRUPTED)
     except ConfigError as exc:  # found once the program is ready (the workers' env sizes)
         exit_bad_input(str(exc))
@@ -221,6 +216,9 @@ def _train_chunks(cfg: TrainConfig, program, state, run_dir: Path, first_chunk: 
                     if checkpointer is not None and checkpointer.latest_step() != index:
                         try:
                             save(index, exc.state, interrupted=True)
+                            checkpointer.wait()
+                            print(f"saved the interrupted chunk's state as checkpoint {index} in {ckpt_dir}",
+                                  file=sys.stderr, flush=True)
                         except Exception as error:  # a final checkpoint is best effort
                             print(f"warning: final checkpoint not saved: {error}", file=sys.stderr, flush=True)
                     raise

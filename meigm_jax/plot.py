@@ -2,7 +2,7 @@
 
 Command line::
 
-    python -m meigm_jax.plot RUN_DIR [RUN_DIR ...] [--metric NAME] [--stat iqm|mean] [--out FILE.png]
+    python -m meigm_jax.plot RUN_DIR [RUN_DIR ...] [--metric NAME] [--stat iqm|mean] [--log-y] [--out FILE.png]
 
 Each RUN_DIR is a training run directory (``config.json`` and
 ``metrics.jsonl``, as written by ``meigm_jax.train``). For every run the
@@ -185,9 +185,11 @@ def unique_labels(run_dirs: Sequence[str | Path]) -> list[str]:
 
 
 def build_figure(run_dirs: Sequence[str | Path], metric: str | None = None,
-                 stat: str = DEFAULT_STAT, reps: int = stats.REPS):
+                 stat: str = DEFAULT_STAT, reps: int = stats.REPS, log_y: bool = False):
     """A matplotlib Figure (Agg canvas) with one line and band per run:
     the IQM and its 95% CI (``stat="iqm"``) or the mean ± std (``"mean"``).
+    ``log_y``: a logarithmic y axis (for a metric such as alpha that spans
+    decades); every drawn value must then be > 0.
 
     Returns (figure, metric). Raises PlotError on bad input.
     """
@@ -210,6 +212,12 @@ def build_figure(run_dirs: Sequence[str | Path], metric: str | None = None,
         if not ok:
             print(f"warning: run {d} has no metric {metric!r}; not drawn", file=sys.stderr)
 
+    if log_y:
+        for d, recs, ok in zip(run_dirs, records, have):
+            values = seed_matrix(recs, metric)[1] if ok else np.ones(1)
+            if np.any(values[np.isfinite(values)] <= 0):
+                raise PlotError(f"--log-y needs {metric} > 0, and run {d} has values <= 0 "
+                                f"(plot it without --log-y, or leave that run out)")
     labels = unique_labels(run_dirs)
     fig = Figure(figsize=(7.0, 4.5), dpi=100)
     FigureCanvasAgg(fig)
@@ -226,6 +234,8 @@ def build_figure(run_dirs: Sequence[str | Path], metric: str | None = None,
     ax.set_title((", ".join(envs) + "\n" if envs else "") + STATS[stat], fontsize="medium")
     ax.set_xlabel("environment steps")
     ax.set_ylabel(metric)
+    if log_y:
+        ax.set_yscale("log")
     ax.grid(True, alpha=0.3)
     ax.legend(loc="best", fontsize="small")
     fig.tight_layout()
@@ -233,14 +243,14 @@ def build_figure(run_dirs: Sequence[str | Path], metric: str | None = None,
 
 
 def plot_runs(run_dirs: Sequence[str | Path], metric: str | None = None,
-              out: str | Path = DEFAULT_OUT, stat: str = DEFAULT_STAT) -> Path:
+              out: str | Path = DEFAULT_OUT, stat: str = DEFAULT_STAT, log_y: bool = False) -> Path:
     """Draw the learning curves of ``run_dirs`` into the PNG ``out`` and return its path.
 
     ``metric`` None: test_win_rate when every run has it, else test_return.
     ``stat``: "iqm" (IQM with its 95% CI) or "mean" (mean ± std).
-    Raises PlotError on bad input.
+    ``log_y``: logarithmic y axis. Raises PlotError on bad input.
     """
-    fig, _ = build_figure(run_dirs, metric, stat)
+    fig, _ = build_figure(run_dirs, metric, stat, log_y=log_y)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, format="png")
@@ -265,10 +275,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--stat", default=DEFAULT_STAT, choices=list(STATS),
                         help="iqm: interquartile mean with its 95%% stratified-bootstrap CI "
                              "(default); mean: mean ± std")
+    parser.add_argument("--log-y", action="store_true",
+                        help="logarithmic y axis (e.g. --metric alpha); every value must be > 0")
     parser.add_argument("--out", default=DEFAULT_OUT, help=f"PNG file (default: {DEFAULT_OUT})")
     args = parser.parse_args(argv)
     try:
-        out = plot_runs(args.runs, args.metric, args.out, args.stat)
+        out = plot_runs(args.runs, args.metric, args.out, args.stat, log_y=args.log_y)
     except PlotError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -209,3 +209,27 @@ def test_cli_bad_input_exit_code(tmp_path, args, needle):
     assert needle in lines[0]
     assert proc.stdout == ""
     assert not (tmp_path / "o.png").exists()
+
+
+def test_log_y_draws_a_log_axis_and_refuses_values_at_or_below_zero(tmp_path, capsys):
+    run = make_run(tmp_path, "a", "me_qmix")
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    for rec in lines:  # a temperature falling over decades
+        rec["alpha"] = 10.0 ** -(rec["env_steps"] // 1000)
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    fig, _ = build_figure([run], "alpha", log_y=True)
+    (ax,) = fig.axes
+    assert ax.get_yscale() == "log"
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), 10.0 ** -np.arange(1, NUM_EVALS + 1))
+    assert build_figure([run], "alpha")[0].axes[0].get_yscale() == "linear"
+
+    hard = make_run(tmp_path, "q", "qmix")  # test_return is 0 at the first evaluation of seed 0
+    with pytest.raises(PlotError, match=r"--log-y needs test_return > 0, and run .*q has values <= 0"):
+        build_figure([hard], "test_return", log_y=True)
+    assert main([str(run), "--metric", "alpha", "--log-y", "--out", str(tmp_path / "a.png")]) == 0
+    assert (tmp_path / "a.png").is_file()
+    capsys.readouterr()
+    assert main([str(hard), "--metric", "test_return", "--log-y", "--out", str(tmp_path / "b.png")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--log-y" in err[0]
+    assert not (tmp_path / "b.png").exists()

@@ -292,6 +292,7 @@ def make_train(cfg: TrainConfig, env: MarlEnv | None = None) -> Trainer:
             td_target=per_update.target,
             alpha=jnp.exp(state.params.log_alpha) if cfg.is_soft else jnp.zeros(()),
             policy_entropy=totals.entropy_sum / jnp.maximum(train.length_sum, 1.0),
+            learner_entropy=per_update.policy_entropy if cfg.is_soft else jnp.asarray(jnp.nan),
             epsilon=jnp.zeros(()) if cfg.is_soft else epsilon(state),
             q_tot=per_update.q_tot,
             learner_rows=per_update.rows,

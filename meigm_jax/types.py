@@ -128,8 +128,14 @@ class ChunkMetrics(NamedTuple):
     loss_opt: jax.Array
     loss_alpha: jax.Array
     td_target: jax.Array  # mean soft TD(lambda) target G_t of the chunk's batches
-    alpha: jax.Array
+    alpha: jax.Array  # the temperature at the end of the chunk
+    # Joint entropy sum_i H(pi_i) of the acting policy, per env step of the
+    # chunk's training rollouts.
     policy_entropy: jax.Array
+    # The same entropy on the chunk's replayed batches, per real step: the
+    # quantity the alpha loss drives to the target entropy (NaN for
+    # epsilon-greedy algorithms).
+    learner_entropy: jax.Array
     epsilon: jax.Array
     q_tot: jax.Array
     # Mean rows per gradient step (batch_size when nothing was packed).

@@ -81,6 +81,9 @@ def test_me_qmix_reaches_the_optimal_joint_action(me_qmix):
     _greedy_joint_maximises_q_tot(values)
     assert np.all(np.asarray(metrics.env_steps[:, -1]) >= cfg.total_timesteps)
     assert np.all(np.isfinite(np.asarray(metrics.loss_q[:, -1])))
+    # The entropy the alpha loss sees: a joint entropy of two 3-action agents.
+    learner_entropy = np.asarray(metrics.learner_entropy[:, -1])
+    assert np.all((learner_entropy >= 0) & (learner_entropy <= 2 * np.log(3) + 1e-5))
 
 
 def test_qmix_report_on_the_matrix_game():
@@ -91,6 +94,7 @@ def test_qmix_report_on_the_matrix_game():
           f"actions {np.asarray(values.greedy_actions).tolist()}")
     assert greedy_aa.sum() <= NUM_SEEDS // 2
     assert np.all(np.isfinite(np.asarray(values.q_tot)))
+    assert np.all(np.isnan(np.asarray(metrics.learner_entropy)))  # no soft policy is learned
     assert np.all(np.isfinite(np.asarray(metrics.loss_q[:, -1])))
     _greedy_joint_maximises_q_tot(values)
 

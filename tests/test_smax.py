@@ -38,8 +38,12 @@ def test_smax_tiny_run_is_finite_and_reproducible(smax_program):
     assert np.all(final.env_steps >= trainer.config.total_timesteps)
     assert np.all(final.updates > 0)
     for name in ("test_return", "train_return", "loss_q", "loss_opt", "alpha", "policy_entropy",
-                 "q_tot"):
+                 "learner_entropy", "q_tot"):
         assert np.all(np.isfinite(getattr(final, name))), name
+    # Joint entropies: at most every agent uniform over all its actions.
+    for name in ("policy_entropy", "learner_entropy"):
+        value = getattr(final, name)
+        assert np.all((value >= 0) & (value <= spec.num_agents * np.log(spec.num_actions) + 1e-4)), name
     for m in first:
         assert np.all((m.test_win_rate >= 0) & (m.test_win_rate <= 1))
         assert np.all((m.train_win_rate >= 0) & (m.train_win_rate <= 1))

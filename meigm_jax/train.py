@@ -57,9 +57,12 @@ def _progress(cfg: TrainConfig, has_win: bool, records: list[dict], eta_s: float
 
     steps = np.mean([r["env_steps"] for r in records])
     ret = np.array([r["test_return"] for r in records])
-    train = np.mean([r["train_return"] for r in records])
+    # null when the chunk ran no training episode: a rollout of the chunk
+    # before went past this chunk's end (test_interval shorter than a rollout)
+    train = [r["train_return"] for r in records if r["train_return"] is not None]
+    train_text = f"{np.mean(train):8.3f}" if train else f"{'n/a':>8}"
     line = (f"[{100 * min(steps / cfg.total_timesteps, 1):5.1f}%] env_steps {int(steps):>10,}"
-            f" | train_return {train:8.3f} | test_return {ret.mean():8.3f} ± {ret.std():.3f}")
+            f" | train_return {train_text} | test_return {ret.mean():8.3f} ± {ret.std():.3f}")
     if has_win:
         win = np.array([r["test_win_rate"] for r in records])
         line += f" | win {win.mean():.3f}"

@@ -143,3 +143,34 @@ def test_wandb_online_without_login_is_one_line_exit_2(tmp_path):
     lines = [line for line in proc.stderr.strip().splitlines() if "arn" not in line]
     assert len(lines) == 1 and "wandb.mode=offline" in lines[0], proc.stderr
     assert not (tmp_path / "run" / "config.json").exists()  # stopped before compiling or writing
+
+
+def test_a_chunk_without_training_episodes_is_recorded_and_reported(tmp_path):
+    """test_interval shorter than one rollout (8 one-step matrix games): every
+    other chunk's end has already been passed, so it runs only its evaluation.
+    Its train metrics are null, and the run goes on to the end."""
+    run_dir = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "meigm_jax.train", "+env=matrix_game", "num_seeds=1",
+                           "total_timesteps=32", "test_interval=4", "wandb.mode=disabled",
+                           f"hydra.run.dir={run_dir}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert len(records) == 8
+    empty = [r for r in records if r["train_return"] is None]
+    assert [r["env_steps"] for r in empty] == [8, 16, 24, 32]  # the rollout before reached them
+    assert all(r["test_return"] is not None for r in records)
+    assert proc.stdout.count("train_return      n/a") == len(empty)
+
+
+def test_progress_line_without_training_episodes():
+    from meigm_jax.cli_config import load
+    from meigm_jax.train import _progress
+
+    cfg = load(["+env=matrix_game", "num_seeds=2"])
+    records = [{"env_steps": 100, "test_return": 2.0, "train_return": None, "sps": 5.0},
+               {"env_steps": 100, "test_return": 4.0, "train_return": None, "sps": 5.0}]
+    line = _progress(cfg, False, records, 0.0, {})
+    assert "train_return      n/a" in line and "test_return    3.000 ± 1.000" in line
+    records[1]["train_return"] = 1.5
+    assert "train_return    1.500" in _progress(cfg, False, records, 0.0, {})

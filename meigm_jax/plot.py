@@ -212,12 +212,6 @@ def build_figure(run_dirs: Sequence[str | Path], metric: str | None = None,
         if not ok:
             print(f"warning: run {d} has no metric {metric!r}; not drawn", file=sys.stderr)
 
-    if log_y:
-        for d, recs, ok in zip(run_dirs, records, have):
-            values = seed_matrix(recs, metric)[1] if ok else np.ones(1)
-            if np.any(values[np.isfinite(values)] <= 0):
-                raise PlotError(f"--log-y needs {metric} > 0, and run {d} has values <= 0 "
-                                f"(plot it without --log-y, or leave that run out)")
     labels = unique_labels(run_dirs)
     fig = Figure(figsize=(7.0, 4.5), dpi=100)
     FigureCanvasAgg(fig)
@@ -225,7 +219,11 @@ def build_figure(run_dirs: Sequence[str | Path], metric: str | None = None,
     for d, recs, label, ok in zip(run_dirs, records, labels, have):
         if not ok:
             continue
-        steps, center, low, high = curve(*seed_matrix(recs, metric), stat=stat, reps=reps)
+        steps, values = seed_matrix(recs, metric)
+        if log_y and np.any(values[np.isfinite(values)] <= 0):
+            raise PlotError(f"--log-y needs {metric} > 0, and run {d} has values <= 0 "
+                            f"(plot it without --log-y, or leave that run out)")
+        steps, center, low, high = curve(steps, values, stat=stat, reps=reps)
         (line,) = ax.plot(steps, center, label=label, linewidth=1.6)
         ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
     configs = [read_config(d) for d in run_dirs]

@@ -16,15 +16,12 @@ def _inputs(seed):
     return q_and_states(seed, BATCH, N, K, S)
 
 
-_perturbed = perturbed
-
-
 @pytest.mark.parametrize("layers", [1, 2])
 def test_opt_preserves_order_exactly(layers):
     q, s = _inputs(layers)
     module = make_transform("opt", layers, N, 32, 64, 1e-6)
     for seed in range(3):
-        params = _perturbed(module.init(jax.random.PRNGKey(seed), q[:1], s[:1]), seed, 0.1)
+        params = perturbed(module.init(jax.random.PRNGKey(seed), q[:1], s[:1]), seed, 0.1)
         out = module.apply(params, q, s)
         assert out.shape == q.shape
         np.testing.assert_array_equal(np.argsort(out, -1), np.argsort(q, -1))
@@ -36,7 +33,7 @@ def test_opt_never_inverts_order_even_with_large_weights(layers):
     # order-preserving map can never swap two inputs.
     q, s = _inputs(10 + layers)
     module = make_transform("opt", layers, N, 32, 64, 1e-6)
-    params = _perturbed(module.init(jax.random.PRNGKey(0), q[:1], s[:1]), 1, 3.0)
+    params = perturbed(module.init(jax.random.PRNGKey(0), q[:1], s[:1]), 1, 3.0)
     out = np.asarray(module.apply(params, q, s))
     qn = np.asarray(q)
     i_below_j = qn[..., :, None] < qn[..., None, :]  # [B, N, K, K]
@@ -65,7 +62,7 @@ def test_qmix_is_monotone_in_every_agent_q():
     q = jax.random.normal(jax.random.PRNGKey(0), (BATCH, N)) * 5
     s = jax.random.normal(jax.random.PRNGKey(1), (BATCH, S))
     for seed in range(3):
-        params = _perturbed(mixer.init(jax.random.PRNGKey(seed), q[:1], s[:1]), seed, 0.5)
+        params = perturbed(mixer.init(jax.random.PRNGKey(seed), q[:1], s[:1]), seed, 0.5)
         grads = jax.vmap(jax.grad(lambda qi, si: mixer.apply(params, qi, si)))(q, s)
         assert grads.shape == (BATCH, N)
         assert bool(jnp.all(grads >= 0))

@@ -44,9 +44,6 @@ def _inputs(seed):
     return q_and_states(seed, BATCH, N, K, S)
 
 
-_perturbed = perturbed
-
-
 def _dense(p, x):
     return x @ np.asarray(p["kernel"], np.float64) + np.asarray(p["bias"], np.float64)
 
@@ -64,7 +61,7 @@ premix_init, premix_apply = jax.jit(PREMIX.init), jax.jit(PREMIX.apply)
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_residual_premix_preserves_order_exactly(seed):
     q, s = _inputs(seed)
-    params = _perturbed(premix_init(jax.random.PRNGKey(seed), q[:1], s[:1]), seed, 0.3)
+    params = perturbed(premix_init(jax.random.PRNGKey(seed), q[:1], s[:1]), seed, 0.3)
     out = premix_apply(params, q, s)
     assert out.shape == q.shape
     np.testing.assert_array_equal(np.argsort(out, -1), np.argsort(q, -1))
@@ -77,7 +74,7 @@ def test_residual_premix_is_the_release_formula():
     """g_i(x; s) = x + sum_{j<16} |W2_ij(s)| ELU(|W1_ij(s)| x + b1_ij(s)) + b2_i(s), with
     W1, W2, b2 from Dense(64)-ReLU-Dense hypernetworks and b1 one Dense of s."""
     q, s = _inputs(5)
-    params = _perturbed(premix_init(jax.random.PRNGKey(0), q[:1], s[:1]), 3, 0.2)
+    params = perturbed(premix_init(jax.random.PRNGKey(0), q[:1], s[:1]), 3, 0.2)
     p = jax.tree.map(np.asarray, params["params"]["increment"])
     sn, qn = np.asarray(s, np.float64), np.asarray(q, np.float64)
     w1 = np.abs(_hyper(p["hyper_w1"]["net"], sn)).reshape(-1, N, 1, 16)
@@ -94,7 +91,7 @@ def test_affine_transform_is_the_release_formula_and_keeps_order():
     """f_i(x; s) = |w_i(s)| x + b_i(s) (+ opt.min_slope), both from Dense(64)-ReLU-Dense."""
     q, s = _inputs(6)
     module = make_transform("affine", 1, N, 32, 64, 1e-6)
-    params = _perturbed(jax.jit(module.init)(jax.random.PRNGKey(0), q[:1], s[:1]), 4, 0.2)
+    params = perturbed(jax.jit(module.init)(jax.random.PRNGKey(0), q[:1], s[:1]), 4, 0.2)
     out = jax.jit(module.apply)(params, q, s)
     np.testing.assert_array_equal(np.argsort(out, -1), np.argsort(q, -1))
     p = jax.tree.map(np.asarray, params["params"])
@@ -109,7 +106,7 @@ def test_premixed_vdn_is_the_sum_of_transformed_values():
     values equals g applied to all k values first, then summed."""
     q, s = _inputs(7)
     mixer = PremixedMixer(ResidualPremix(N, 16, 64), VDNMixer())
-    params = _perturbed(jax.jit(mixer.init)(jax.random.PRNGKey(0), q[:1, :, 0], s[:1], q[:1, :, 0], q[:1]),
+    params = perturbed(jax.jit(mixer.init)(jax.random.PRNGKey(0), q[:1, :, 0], s[:1], q[:1, :, 0], q[:1]),
                         5, 0.2)
     actions = jax.random.randint(jax.random.PRNGKey(1), (BATCH, N), 0, K)
     avail = jnp.ones((BATCH, N, K), bool)
@@ -179,7 +176,7 @@ def test_losses_reach_their_own_parts_and_unit_weights_give_the_plain_loss(small
     is the plain one."""
     cfg, nets, params = small_release
     batch, _ = random_episodes(0, 6)
-    target = TargetParams(agent=_perturbed(params.agent, 1, 0.05), mixer=_perturbed(params.mixer, 2, 0.05))
+    target = TargetParams(agent=perturbed(params.agent, 1, 0.05), mixer=perturbed(params.mixer, 2, 0.05))
     key = jax.random.PRNGKey(4)
 
     def grads_of(loss, field, params):

@@ -23,7 +23,7 @@ import jax
 
 from meigm_jax.config import from_dict
 from meigm_jax.envs.smax import SmaxEnv
-from meigm_jax.learner import build_networks, init_params
+from meigm_jax.networks.model import build_networks, init_params
 from meigm_jax.rollout import make_act, rollout
 from meigm_jax.sc2.host_loop import HostRollout
 from meigm_jax.sc2.workers import WorkerPool

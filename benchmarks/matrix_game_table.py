@@ -31,8 +31,8 @@ import numpy as np
 from meigm_jax.analysis import greedy_joint_index, most_probable_joint, seeds_joint_values, at_optimum
 from meigm_jax.cli_config import load
 from meigm_jax.envs.matrix_game import PAYOFF
-from meigm_jax.learner import SEEDS_AXIS
-from meigm_jax.trainer import make_train, seed_keys
+from meigm_jax.seeds import SEED_AXIS, seed_keys
+from meigm_jax.trainer import make_train
 from tables import print_table
 
 ALGS = ("qmix", "vdn", "qplex", "me_qmix", "me_vdn", "me_qplex", "me_qmix_release")
@@ -45,7 +45,7 @@ def count(alg: str, start: str, seeds: int, steps: int) -> tuple[list[str], dict
                 *STARTS[start]])
     trainer = make_train(cfg)
     t0 = time.time()
-    state, _ = jax.jit(jax.vmap(trainer.train, axis_name=SEEDS_AXIS))(seed_keys(cfg))
+    state, _ = jax.jit(jax.vmap(trainer.train, axis_name=SEED_AXIS))(seed_keys(cfg))
     values = seeds_joint_values(trainer, state.params)
     seconds = time.time() - t0
     greedy = np.asarray(greedy_joint_index(values)) == 0  # joint action 0 is (A, A)

@@ -23,8 +23,8 @@ import numpy as np
 
 from meigm_jax.cli_config import load
 from meigm_jax.envs.overcooked import SOUP_REWARD
-from meigm_jax.learner import SEEDS_AXIS
-from meigm_jax.trainer import make_train, seed_keys
+from meigm_jax.seeds import SEED_AXIS, seed_keys
+from meigm_jax.trainer import make_train
 
 ALGS = ("me_qmix", "qmix")
 PRESETS = {
@@ -44,7 +44,7 @@ PRESETS = {
 def run_alg(alg: str, layout: str, preset: str) -> dict:
     cfg = load([f"+env=overcooked_{layout}", f"alg={alg}", *PRESETS[preset]])
     trainer = make_train(cfg)
-    program = jax.jit(jax.vmap(trainer.train, axis_name=SEEDS_AXIS))
+    program = jax.jit(jax.vmap(trainer.train, axis_name=SEED_AXIS))
     start = time.perf_counter()
     compiled = program.lower(seed_keys(cfg)).compile()
     compile_s = time.perf_counter() - start

@@ -22,7 +22,8 @@ import jax.numpy as jnp
 
 from meigm_jax.cli_config import load
 from meigm_jax.program import compile_program
-from meigm_jax.trainer import make_train, replay_bytes_per_seed
+from meigm_jax.replay import replay_bytes_per_seed
+from meigm_jax.trainer import make_train
 from tables import print_table
 from timing import policy_episodes, random_episodes, timed
 

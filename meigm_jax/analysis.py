@@ -8,7 +8,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from meigm_jax.learner import Networks, mix, policy_logits
+from meigm_jax.networks.model import Networks, mix, policy_logits
 from meigm_jax.networks.agent import agent_extras
 from meigm_jax.policy import greedy, soft_policy
 from meigm_jax.types import Observation, Params

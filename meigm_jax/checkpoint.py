@@ -34,6 +34,8 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from meigm_jax.types import FORMER_FIELD_NAMES
+
 PyTree = Any
 
 _FORMAT = "meigm_jax.checkpoint/1"
@@ -324,8 +326,31 @@ def _place(array: np.ndarray, like):
     return jax.device_put(array)
 
 
+def _with_former_names(tree: PyTree, former: dict[type, type]) -> PyTree:
+    """``tree`` with each NamedTuple of a type in ``former`` rebuilt as its
+    former type (the same fields under their former names)."""
+    if not (isinstance(tree, tuple) and hasattr(tree, "_fields")):
+        return tree
+    children = [_with_former_names(child, former) for child in tree]
+    if type(tree) not in former and all(a is b for a, b in zip(children, tree)):
+        return tree
+    return former.get(type(tree), type(tree))(*children)
+
+
+def _as_saved(template: PyTree, manifest: list[dict], former: dict[type, type]) -> PyTree:
+    """``template``, or the template with former field names where the
+    checkpoint was written before they were renamed."""
+    saved = {leaf["path"] for leaf in manifest}
+    paths = lambda tree: [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
+    if all(path in saved for path in paths(template)):
+        return template
+    renamed = _with_former_names(template, former)
+    return renamed if all(path in saved for path in paths(renamed)) else template
+
+
 def restore_latest(directory: Path, template: PyTree,
-                   fields: tuple[str, ...] | None = None) -> tuple[PyTree, dict]:
+                   fields: tuple[str, ...] | None = None,
+                   former_names: dict[type, type] = FORMER_FIELD_NAMES) -> tuple[PyTree, dict]:
     """The newest checkpoint in ``directory``, restored into ``template``'s structure.
 
     ``template`` has the saved state's structure, shapes and dtypes (a real
@@ -339,6 +364,10 @@ def restore_latest(directory: Path, template: PyTree,
     disk, e.g. ``("params", "counters")`` for evaluation, without the replay;
     the other fields come back as None. The whole manifest is still checked
     against the template, and the fields read against their checksums.
+
+    ``former_names`` maps NamedTuple types whose fields were renamed to
+    their former versions: a checkpoint saved before the rename is read
+    under the former names and returned in ``template``'s types.
     """
     _quiet_orbax()
     directory = Path(directory).absolute()
@@ -370,6 +399,7 @@ def restore_latest(directory: Path, template: PyTree,
             raise CheckpointError(f"corrupt checkpoint {where}: meta: {_reason(exc)}") from exc
         manifest, meta = _read_manifest(where, record)
 
+        current, template = template, _as_saved(template, manifest, former_names)
         template_flat, treedef = jax.tree_util.tree_flatten_with_path(template)
         _check_compatible(where, manifest, template_flat)
 
@@ -415,9 +445,13 @@ def restore_latest(directory: Path, template: PyTree,
                     f"corrupt checkpoint {where}: {saved['path']} does not match its saved checksum")
             leaves.append(_place(array, like))
         state = jax.tree_util.tree_unflatten(wanted_def, leaves)
+        # Into the current types (a no-op unless the checkpoint has former names).
+        as_current = lambda like, tree: jax.tree_util.tree_unflatten(
+            jax.tree_util.tree_structure(like), jax.tree_util.tree_leaves(tree))
         if fields is not None:
-            state = template._replace(**{f: state.get(f) for f in template._fields})
-        return state, meta
+            return current._replace(**{f: as_current(getattr(current, f), state[f]) if f in state else None
+                                       for f in current._fields}), meta
+        return as_current(current, state), meta
     finally:
         if manager is not None:
             # Closing a read-only manager must not hide the result or the error.

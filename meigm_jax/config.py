@@ -247,7 +247,9 @@ class TrainConfig:
         return self.is_soft and self.fixed_alpha is None and self.alpha_lr > 0
 
     @property
-    def initial_alpha(self) -> float:
+    def alpha_at_start(self) -> float:
+        """The temperature a run starts at: ``fixed_alpha`` when it is held
+        fixed, else the ``init_alpha`` it is learned from."""
         return self.init_alpha if self.fixed_alpha is None else self.fixed_alpha
 
 

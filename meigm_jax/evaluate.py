@@ -70,7 +70,8 @@ def evaluate_run(args: EvalArgs) -> list[dict]:
     import numpy as np
 
     from meigm_jax.checkpoint import CheckpointError, restore_latest
-    from meigm_jax.trainer import make_train, seed_keys
+    from meigm_jax.seeds import seed_keys
+    from meigm_jax.trainer import make_train
 
     cfg = from_dict(run_dirs.read_config(args.run_dir))
     if args.episodes is not None:

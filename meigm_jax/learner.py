@@ -1,9 +1,10 @@
-"""Networks, losses (paper Eqs. 8, 9, 11) and one gradient step.
+"""Losses (paper Eqs. 8, 9, 11) and one gradient step.
 
 An algorithm is the composition of a mixer, a policy head and a logit
-transform (see ``config.ALG_PRESETS``); this module branches only on the
-policy head: the soft head has a transform, a temperature and soft targets,
-the epsilon-greedy head has double-Q targets. The optional parts of the
+transform (see ``config.ALG_PRESETS``; the networks are assembled in
+``networks/model.py``); this module branches only on the policy head: the
+soft head has a transform, a temperature and soft targets, the
+epsilon-greedy head has double-Q targets. The optional parts of the
 released ME-QMIX are switches of their own: a pre-mix transform inside the
 mixer (``networks/premix.py``), a fixed temperature, the weighted TD loss
 (``td_weights``) and one gradient clip over all networks.
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
@@ -21,12 +21,12 @@ import optax
 from meigm_jax.config import TrainConfig
 from meigm_jax.envs.base import EnvSpec, global_state
 from meigm_jax.networks.agent import RNNAgent, agent_extras, previous_actions_onehot, unroll
-from meigm_jax.networks.mixers import make_mixer
-from meigm_jax.networks.opt import make_transform
-from meigm_jax.networks.premix import make_premix, premix_values
+from meigm_jax.networks.model import Networks, mix
+from meigm_jax.networks.premix import premix_values
 from meigm_jax.packing import PackPlan, pack, plans
 from meigm_jax.packing import lane_counts as packing_lane_counts
-from meigm_jax.policy import SoftPolicy, greedy, padded_rows_available, soft_policy, take
+from meigm_jax.policy import SoftPolicy, greedy, soft_policy, take
+from meigm_jax.seeds import all_seeds
 from meigm_jax.targets import masked_mean, td_lambda_targets
 from meigm_jax.types import Episodes, LossInfo, OptimiserStates, Params, TargetParams
 
@@ -39,28 +39,10 @@ sg = jax.lax.stop_gradient
 LOG_ALPHA_BOUNDS = (-18.42, 18.42)
 
 
-class Networks(NamedTuple):
-    agent: RNNAgent
-    mixer: nn.Module
-    transform: nn.Module
-
-
 class Optimisers(NamedTuple):
     q: optax.GradientTransformation
-    opt: optax.GradientTransformation
+    transform: optax.GradientTransformation
     alpha: optax.GradientTransformation
-
-
-def build_networks(cfg: TrainConfig, spec: EnvSpec) -> Networks:
-    return Networks(
-        agent=RNNAgent(cfg.hidden_dim, spec.num_actions, cfg.agent.torso, cfg.agent.cnn_channels),
-        mixer=make_premix(cfg.premix.kind,
-                          make_mixer(cfg.alg.mixer, spec.num_agents, spec.num_actions, cfg.mixer_embed,
-                                     cfg.hypernet_embed),
-                          spec.num_agents, cfg.premix.embed_dim, cfg.premix.hypernet_embed),
-        transform=make_transform(cfg.opt.kind, cfg.opt.layers, spec.num_agents, cfg.opt.embed_dim,
-                                 cfg.opt.hypernet_embed, cfg.opt.min_slope),
-    )
 
 
 def build_optimisers(cfg: TrainConfig) -> Optimisers:
@@ -72,49 +54,17 @@ def build_optimisers(cfg: TrainConfig) -> Optimisers:
             else optax.identity())
     return Optimisers(
         q=optax.chain(clip, optax.adam(cfg.lr)),
-        opt=optax.chain(clip, optax.adam(cfg.opt_lr)),
+        transform=optax.chain(clip, optax.adam(cfg.opt_lr)),
         alpha=optax.adam(cfg.alpha_lr),
-    )
-
-
-def init_params(nets: Networks, cfg: TrainConfig, spec: EnvSpec, key: jax.Array) -> Params:
-    n, k = spec.num_agents, spec.num_actions
-    k_agent, k_mixer, k_opt = jax.random.split(key, 3)
-    obs = jnp.zeros((1, n) + tuple(spec.obs_shape), spec.obs_dtype)
-    extras = jnp.zeros((1, n, k + n), jnp.float32)
-    hidden = jnp.zeros((1, n, cfg.hidden_dim), jnp.float32)
-    state = jnp.zeros((1, spec.state_dim), jnp.float32)
-    return Params(
-        agent=nets.agent.init(k_agent, hidden, obs, extras),
-        mixer=nets.mixer.init(k_mixer, jnp.zeros((1, n)), state, jnp.zeros((1, n)),
-                              jnp.zeros((1, n, k))),
-        opt=nets.transform.init(k_opt, jnp.zeros((1, n, k)), state),
-        log_alpha=jnp.log(jnp.asarray(cfg.initial_alpha, jnp.float32)),
     )
 
 
 def init_optimiser_states(opts: Optimisers, params: Params) -> OptimiserStates:
     return OptimiserStates(
         q=opts.q.init((params.agent, params.mixer)),
-        opt=opts.opt.init(params.opt),
+        transform=opts.transform.init(params.transform),
         alpha=opts.alpha.init(params.log_alpha),
     )
-
-
-def mix(mixer: nn.Module, mixer_params, q: jax.Array, actions: jax.Array, state: jax.Array,
-        avail: jax.Array) -> jax.Array:
-    """Q_tot(s, u) from all Q-values q [..., n, k] at joint actions u [..., n]."""
-    avail = padded_rows_available(avail)
-    q_max = jnp.max(jnp.where(avail, q, -jnp.inf), axis=-1)
-    onehot = jax.nn.one_hot(actions, q.shape[-1], dtype=q.dtype)
-    return mixer.apply(mixer_params, take(q, actions), state, q_max, onehot)
-
-
-def policy_logits(nets: Networks, params: Params, q: jax.Array, state: jax.Array) -> jax.Array:
-    """The soft head's logits z_i = f_i(g_i(Q_i(.); s); s) for q [..., n, k]:
-    the logit transform of the pre-mixed values (of Q_i without a pre-mix
-    transform)."""
-    return nets.transform.apply(params.opt, premix_values(nets.mixer, params.mixer, q, state), state)
 
 
 def td_weights(td_error: jax.Array, policy_gap: jax.Array) -> jax.Array:
@@ -202,7 +152,7 @@ def make_targets(cfg: TrainConfig, nets: Networks):
             # no gradient) and the OPT loss (t, gradient to phi only): its
             # input, the pre-mixed values, is held fixed.
             logits = nets.transform.apply(
-                params.opt, sg(premix_values(nets.mixer, params.mixer, q, states)), states)
+                params.transform, sg(premix_values(nets.mixer, params.mixer, q, states)), states)
             policy = soft_policy(sg(logits), batch.avail, alpha)
             pi_next = jax.tree.map(lambda x: x[:, 1:], policy)
             if noise is None:
@@ -275,28 +225,6 @@ def make_loss(cfg: TrainConfig, nets: Networks, spec: EnvSpec):
     return loss
 
 
-# The vmap axis of a sweep's seeds (meigm_jax.program binds it). Where it is
-# bound, the seeds agree on one batch layout per gradient step, so the
-# layout's branch really branches instead of running every layout for all.
-SEEDS_AXIS = "seeds"
-
-
-def all_seeds(flag: jax.Array) -> jax.Array:
-    """``flag`` for every seed of the sweep (itself outside a named seed vmap)."""
-    try:
-        return jax.lax.pmin(flag.astype(jnp.int32), SEEDS_AXIS).astype(bool)
-    except NameError:  # a single seed, or a vmap without the axis name
-        return flag
-
-
-def any_seed(flag: jax.Array) -> jax.Array:
-    """``flag`` for some seed of the sweep (itself outside a named seed vmap)."""
-    try:
-        return jax.lax.pmax(flag.astype(jnp.int32), SEEDS_AXIS).astype(bool)
-    except NameError:
-        return flag
-
-
 def make_step(cfg: TrainConfig, nets: Networks, spec: EnvSpec, opts: Optimisers):
     """One gradient step on a padded batch, computed packed when it fits.
 
@@ -328,8 +256,9 @@ def joint_clip(grads: Params, max_norm: float) -> Params:
     over all parameters would (``grad_clip_scope=joint``); log alpha's
     gradient is left alone, as it always is."""
     clip = optax.clip_by_global_norm(max_norm)
-    (agent, mixer, opt), _ = clip.update((grads.agent, grads.mixer, grads.opt), clip.init(None))
-    return grads._replace(agent=agent, mixer=mixer, opt=opt)
+    (agent, mixer, transform), _ = clip.update((grads.agent, grads.mixer, grads.transform),
+                                               clip.init(None))
+    return grads._replace(agent=agent, mixer=mixer, transform=transform)
 
 
 def make_update(cfg: TrainConfig, nets: Networks, spec: EnvSpec, opts: Optimisers):
@@ -342,16 +271,17 @@ def make_update(cfg: TrainConfig, nets: Networks, spec: EnvSpec, opts: Optimiser
             grads = joint_clip(grads, cfg.grad_clip)
         q_updates, q_state = opts.q.update((grads.agent, grads.mixer), opt_states.q)
         agent, mixer = optax.apply_updates((params.agent, params.mixer), q_updates)
-        opt, opt_state = params.opt, opt_states.opt
+        transform, transform_state = params.transform, opt_states.transform
         log_alpha, alpha_state = params.log_alpha, opt_states.alpha
         if cfg.is_soft:
-            opt_updates, opt_state = opts.opt.update(grads.opt, opt_states.opt)
-            opt = optax.apply_updates(params.opt, opt_updates)
+            transform_updates, transform_state = opts.transform.update(grads.transform,
+                                                                       opt_states.transform)
+            transform = optax.apply_updates(params.transform, transform_updates)
         if cfg.learns_alpha:
             alpha_updates, alpha_state = opts.alpha.update(grads.log_alpha, opt_states.alpha)
             log_alpha = jnp.clip(optax.apply_updates(params.log_alpha, alpha_updates),
                                  *LOG_ALPHA_BOUNDS)
-        params = Params(agent=agent, mixer=mixer, opt=opt, log_alpha=log_alpha)
-        return params, OptimiserStates(q=q_state, opt=opt_state, alpha=alpha_state), info
+        params = Params(agent=agent, mixer=mixer, transform=transform, log_alpha=log_alpha)
+        return params, OptimiserStates(q=q_state, transform=transform_state, alpha=alpha_state), info
 
     return update

@@ -1,7 +1,8 @@
 """All seeds of a run as one compiled program, the seed axis sharded over devices.
 
-Seeds are a ``vmap`` axis (named ``learner.SEEDS_AXIS``); with several
-devices, ``shard_map`` gives each device its own block of seeds. Devices
+Seeds are a ``vmap`` axis (named ``seeds.SEED_AXIS``); with several
+devices, ``shard_map`` gives each device its own block of seeds (the mesh
+axis ``DEVICE_AXIS``). Devices
 never talk to each other (a device's chunk ``while_loop`` stops when its own
 seeds are done, not in lockstep with the others). Within a device, the
 seeds agree on one learner layout per gradient step (packed or padded rows,
@@ -26,11 +27,16 @@ from jax.sharding import PartitionSpec as P
 
 from meigm_jax.envs.base import EnvSpec
 from meigm_jax.errors import ConfigError
-from meigm_jax.learner import SEEDS_AXIS
-from meigm_jax.trainer import Trainer, check_fits, make_train, replay_bytes_per_seed, seed_device_count, seed_keys
+from meigm_jax.replay import replay_bytes_per_seed
+from meigm_jax.seeds import SEED_AXIS, check_fits, seed_device_count, seed_keys
+from meigm_jax.trainer import Learner, Trainer, make_train
 from meigm_jax.types import ChunkMetrics
 
-SEED_AXIS = "seed"
+# The mesh axis the seed axis is split along, one block of seeds per device.
+# It is not the seed axis: a collective over SEED_AXIS reduces over one
+# device's block only (devices never talk), also where a block's seeds run
+# in turn, without a vmap.
+DEVICE_AXIS = "devices"
 EXIT_INTERRUPTED = 130
 
 
@@ -55,7 +61,7 @@ class RunProgram(Protocol):
     """
 
     spec: EnvSpec
-    trainer: Trainer
+    learner: Learner  # once entered (a host-stepped env's spec is known then)
     num_chunks: int
     state: Any
     description: str  # how the seeds run, for the run's first line
@@ -84,7 +90,7 @@ def seed_mesh(num_seeds: int, devices: list | None = None) -> Mesh:
     """The devices the seeds are spread over: as many as divide ``num_seeds`` evenly."""
     devices = list(jax.devices() if devices is None else devices)
     count = seed_device_count(num_seeds, len(devices))
-    return Mesh(np.asarray(devices[:count]), (SEED_AXIS,))
+    return Mesh(np.asarray(devices[:count]), (DEVICE_AXIS,))
 
 
 def on_devices(block_fn: Callable, mesh: Mesh, in_specs, out_specs) -> Callable:
@@ -133,14 +139,14 @@ def compile_program(trainer: Trainer, devices: list | None = None,
     keys = seed_keys(cfg) if keys is None else keys
     mesh = seed_mesh(keys.shape[0], devices)
     # From host memory: every process holds the same keys (multi-process runs).
-    keys = jax.device_put(np.asarray(keys), NamedSharding(mesh, P(SEED_AXIS)))
-    init = jax.jit(on_devices(jax.vmap(trainer.init, axis_name=SEEDS_AXIS), mesh, P(SEED_AXIS), P(SEED_AXIS)))
+    keys = jax.device_put(np.asarray(keys), NamedSharding(mesh, P(DEVICE_AXIS)))
+    init = jax.jit(on_devices(jax.vmap(trainer.init, axis_name=SEED_AXIS), mesh, P(DEVICE_AXIS), P(DEVICE_AXIS)))
     state = init(keys)
     if cfg.seed_loop == "sequential":
         block_chunk = seeds_in_turn(trainer.chunk)
     else:
-        block_chunk = jax.vmap(trainer.chunk, in_axes=(0, None), axis_name=SEEDS_AXIS)
-    chunk = jax.jit(on_devices(block_chunk, mesh, (P(SEED_AXIS), P()), (P(SEED_AXIS), P(SEED_AXIS))),
+        block_chunk = jax.vmap(trainer.chunk, in_axes=(0, None), axis_name=SEED_AXIS)
+    chunk = jax.jit(on_devices(block_chunk, mesh, (P(DEVICE_AXIS), P()), (P(DEVICE_AXIS), P(DEVICE_AXIS))),
                     donate_argnums=0)
     index = jax.ShapeDtypeStruct((), np.int32)
     return SeedProgram(mesh=mesh, state=state, chunk=chunk.lower(state, index).compile())
@@ -165,8 +171,11 @@ class JaxProgram:
     def __init__(self, cfg, env=None, devices: list | None = None):
         self._devices = list(jax.devices() if devices is None else devices)
         self._num_seeds = cfg.num_seeds
+        # The trainer, not only its learner: an env's end report (analysis)
+        # steps the env; only JAX envs have one.
         self.trainer = make_train(cfg, env)
-        self.spec, self.num_chunks = self.trainer.spec, self.trainer.num_chunks
+        self.learner = self.trainer.learner
+        self.spec, self.num_chunks = self.learner.spec, self.learner.num_chunks
         check_fits(cfg, self.spec, self._devices)
         if jax.process_count() > 1 and cfg.num_seeds % len(self._devices):
             # Every process must hold seeds: the mesh is all devices.

@@ -5,7 +5,35 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from meigm_jax.config import TrainConfig
+from meigm_jax.envs.base import EnvSpec
 from meigm_jax.types import Episodes, ReplayState
+
+
+def empty_episode(spec: EnvSpec, float_dtype: str = "float32") -> Episodes:
+    """One zero episode: the replay's item shape and dtypes.
+
+    Integer observations (Overcooked's uint8 grids) keep their dtype; float
+    observations and states are stored as ``float_dtype`` (the networks
+    compute in float32 whatever is stored).
+    """
+    n, k, T = spec.num_agents, spec.num_actions, spec.episode_limit
+    stored = jnp.dtype(float_dtype)
+    obs_dtype = spec.obs_dtype if jnp.issubdtype(spec.obs_dtype, jnp.integer) else stored
+    return Episodes(
+        obs=jnp.zeros((T + 1, n) + tuple(spec.obs_shape), obs_dtype),
+        state=jnp.zeros((T + 1, spec.stored_state_dim), stored),
+        avail=jnp.zeros((T + 1, n, k), bool),
+        actions=jnp.zeros((T, n), jnp.uint8),
+        reward=jnp.zeros((T,), jnp.float32),
+        terminal=jnp.zeros((T,), bool),
+        filled=jnp.zeros((T,), bool),
+    )
+
+
+def replay_bytes_per_seed(cfg: TrainConfig, spec: EnvSpec) -> int:
+    item = jax.eval_shape(lambda: empty_episode(spec, cfg.replay_float_dtype))
+    return cfg.buffer_size * sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(item))
 
 
 def init(example: Episodes, capacity: int) -> ReplayState:

@@ -5,7 +5,7 @@ have ended, at most T steps. An environment whose episode has ended keeps
 stepping until then (its outputs are masked by ``filled``), which is cheaper
 on an accelerator than freezing its state. Stopping early matters: SMAX
 episodes last about 40 of their 100 steps. In a sweep vmapped over the named
-seed axis (``learner.SEEDS_AXIS``) the loop runs until every seed's
+seed axis (``seeds.SEED_AXIS``) the loop runs until every seed's
 environments are done, so that its condition is one value and vmap adds no
 select over the recorded steps; the extra steps are padding.
 """
@@ -18,16 +18,25 @@ import jax
 import jax.numpy as jnp
 
 from meigm_jax.envs.base import MarlEnv
-from meigm_jax.learner import Networks, any_seed, mix, policy_logits
+from meigm_jax.networks.model import Networks, mix, policy_logits
 from meigm_jax.networks.agent import agent_extras
 from meigm_jax.policy import epsilon_greedy, epsilon_greedy_probs, greedy, soft_policy
+from meigm_jax.seeds import any_seed
 from meigm_jax.types import Episodes, Observation, Params, RolloutStats
 
-# act(key, hidden, observation, last_onehot) -> (hidden, actions, diagnostics [E, 3])
+
+
+class RolloutDiagnostics(NamedTuple):
+    """What an acting function reports per step ([E] each), and their sums over real steps."""
+
+    entropy: jax.Array  # joint entropy of the acting policy (0 when greedy)
+    gap_logits: jax.Array  # misalignment gap at the logits' argmax (greedy with diagnose; else 0)
+    gap_expected: jax.Array  # misalignment gap to E_pi Q_tot (greedy with diagnose; else 0)
+
+
+# act(key, hidden, observation, last_onehot) -> (hidden, actions, RolloutDiagnostics)
 ActFn = Callable[[jax.Array, jax.Array, Observation, jax.Array], tuple]
 
-# Per-step diagnostics an acting function reports, summed over real steps.
-ENTROPY, GAP_LOGITS, GAP_EXPECTED = range(3)
 GAP_SAMPLES = 16
 
 
@@ -81,7 +90,7 @@ def make_act(nets: Networks, params: Params, mode: str, epsilon: jax.Array | Non
             if diagnose:
                 logits = policy_logits(nets, params, q, observation.state)
                 gap_logits, gap_expected = misalignment_gaps(nets, params, q, logits, observation, key)
-        return hidden, actions, jnp.stack([entropy, gap_logits, gap_expected], -1)
+        return hidden, actions, RolloutDiagnostics(entropy, gap_logits, gap_expected)
 
     return act
 
@@ -96,7 +105,7 @@ class _Carry(NamedTuple):
     shaped_return: jax.Array
     won: jax.Array
     length: jax.Array
-    diagnostics_sum: jax.Array
+    diagnostics_sum: jax.Array  # [E, 3] RolloutDiagnostics' fields stacked, summed over steps
     key: jax.Array
 
 
@@ -113,7 +122,7 @@ class RolloutTrace(NamedTuple):
 class RolloutResult(NamedTuple):
     episodes: Episodes | None  # [E, ...] when recorded
     stats: RolloutStats
-    diagnostics_sum: jax.Array  # [3] the act function's diagnostics summed over real steps
+    diagnostics_sum: RolloutDiagnostics  # [] each: the act function's diagnostics summed over real steps
     trace: RolloutTrace | None = None  # with trace=True
 
 
@@ -134,7 +143,7 @@ def rollout(env: MarlEnv, act: ActFn, hidden_dim: int, num_envs: int, key: jax.A
         last_onehot=jnp.zeros((num_envs, n, k), jnp.float32),
         alive=jnp.ones((num_envs,), bool), episode_return=zeros, shaped_return=zeros,
         won=jnp.zeros((num_envs,), bool), length=jnp.zeros((num_envs,), jnp.int32),
-        diagnostics_sum=jnp.zeros((num_envs, 3), jnp.float32), key=key,
+        diagnostics_sum=jnp.zeros((num_envs, len(RolloutDiagnostics._fields)), jnp.float32), key=key,
     )
 
     def as_stored(observation: Observation) -> Observation:
@@ -146,6 +155,7 @@ def rollout(env: MarlEnv, act: ActFn, hidden_dim: int, num_envs: int, key: jax.A
     def step(c: _Carry, t):
         key, act_key, step_key = jax.random.split(c.key, 3)
         hidden, actions, diagnostics = act(act_key, c.hidden, c.observation, c.last_onehot)
+        diagnostics = jnp.stack(diagnostics, -1)  # summed as one [E, 3] array
         step_keys = jax.random.split(step_key, num_envs)
         env_state, observation, outcome = jax.vmap(env.step)(step_keys, c.env_state, actions)
         # The episode limit is enforced here too, whatever the env reports.
@@ -215,5 +225,5 @@ def rollout(env: MarlEnv, act: ActFn, hidden_dim: int, num_envs: int, key: jax.A
     steps = None
     if trace:
         steps = RolloutTrace(traced[0], final.env_state, *traced[1:])
-    return RolloutResult(episodes=episodes, stats=stats, diagnostics_sum=final.diagnostics_sum.sum(0),
-                         trace=steps)
+    diagnostics_sum = RolloutDiagnostics(*final.diagnostics_sum.sum(0))
+    return RolloutResult(episodes=episodes, stats=stats, diagnostics_sum=diagnostics_sum, trace=steps)

@@ -26,6 +26,7 @@ from meigm_jax.cli_config import (
 )
 from meigm_jax.config import ConfigError, TrainConfig, to_dict
 from meigm_jax.envs import make_env
+from meigm_jax.errors import HostStepError
 from meigm_jax.run_dir import json_value
 
 
@@ -171,6 +172,9 @@ def run(cfg: TrainConfig, run_dir: Path, env=None) -> list[dict]:
         raise SystemExit(EXIT_INTERRUPTED)
     except ConfigError as exc:  # found once the program is ready (the workers' env sizes)
         exit_bad_input(str(exc))
+    except HostStepError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(1)
 
     _summary(cfg, spec.has_win, final, time.time() - start)
     if spec.end_report is not None:

@@ -1,12 +1,18 @@
-"""``make_train(config)``: the whole training run as pure, jittable functions.
+"""``make_learner(config, spec)`` and ``make_train(config)``: training as pure, jittable functions.
 
     trainer = make_train(cfg)
-    state, metrics = jax.jit(jax.vmap(trainer.train, axis_name=SEEDS_AXIS))(seed_keys)
+    state, metrics = jax.jit(jax.vmap(trainer.train, axis_name=SEED_AXIS))(seed_keys(cfg))
 
-``train(key)`` runs ``num_chunks`` chunks in a ``lax.scan``; a chunk
+A ``Learner`` is everything a chunk does that does not step an env: the
+initial state, storing episodes and the gradient steps they are owed, the
+chunk's metrics, and the schedule (how many chunks, where each ends, how the
+training rollouts act). Any driver that steps envs uses it: the compiled
+rollouts of ``make_train`` and the SMACv2 host loop (``sc2.host_loop``).
+
+``Trainer.train(key)`` runs ``num_chunks`` chunks in a ``lax.scan``; a chunk
 collects episodes and takes gradient steps (a ``lax.while_loop``) until the
 seed has seen the next ``test_interval`` env steps, then evaluates greedily.
-Naming the seed axis (``learner.SEEDS_AXIS``, as ``meigm_jax.program`` does)
+Naming the seed axis (``seeds.SEED_AXIS``, as ``meigm_jax.program`` does)
 lets the seeds share loop conditions and the learner's layout; without it
 the program computes the same numbers, more slowly.
 The CLI calls the same ``init`` and ``chunk`` one chunk at a time, so it can
@@ -16,55 +22,68 @@ log between compiled chunks; nothing else returns to Python.
 from __future__ import annotations
 
 import math
-import os
 from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from meigm_jax import replay
-from meigm_jax.config import ConfigError, TrainConfig
+from meigm_jax.config import TrainConfig
 from meigm_jax.envs import make_env
 from meigm_jax.envs.base import EnvSpec, MarlEnv
-from meigm_jax.learner import (
-    Networks,
-    build_networks,
-    build_optimisers,
-    init_optimiser_states,
-    init_params,
-    any_seed,
-    make_step,
-)
+from meigm_jax.learner import build_optimisers, init_optimiser_states, make_step
+from meigm_jax.networks.model import Networks, build_networks, init_params
 from meigm_jax.policy import epsilon_schedule
-from meigm_jax.rollout import ENTROPY, GAP_EXPECTED, GAP_LOGITS, RolloutResult, make_act, rollout
-from meigm_jax.types import (
-    ChunkMetrics,
-    Counters,
-    Episodes,
-    LossInfo,
-    RolloutStats,
-    TargetParams,
-    TrainState,
-)
+from meigm_jax.rollout import RolloutResult, make_act, rollout
+from meigm_jax.seeds import any_seed
+from meigm_jax.types import ChunkMetrics, Counters, LossInfo, RolloutStats, TargetParams, TrainState
 
 
-class Trainer(NamedTuple):
+class Learner(NamedTuple):
+    """What learning needs, whoever steps the envs; nothing here steps one."""
+
     config: TrainConfig
-    env: MarlEnv
     spec: EnvSpec
     nets: Networks
     num_chunks: int
+    acting_mode: str  # how training rollouts act (rollout.make_act): "soft" or "epsilon_greedy"
+    chunk_end: Callable  # (index) -> env steps a seed has taken when chunk ``index`` ends
     init: Callable[[jax.Array], TrainState]
-    chunk: Callable[[TrainState, jax.Array], tuple[TrainState, ChunkMetrics]]
-    evaluate: Callable  # (params, key) -> RolloutResult of greedy test episodes
-    train: Callable[[jax.Array], tuple[TrainState, ChunkMetrics]]
-    # The parts of a chunk that do not step an env, for drivers that step
-    # envs themselves (the SMACv2 host loop): they compute what ``chunk`` does.
     epsilon: Callable  # (state) -> the baselines' exploration rate
-    chunk_end: Callable  # (index) -> env steps at the end of chunk ``index``
+    shaping_weight: Callable  # (state) -> weight of the shaped reward in the training reward
     zero_totals: Callable  # () -> empty chunk totals
     learn_from: Callable  # (state, totals, RolloutResult, new_episodes, key, learn_key, active, stored)
     chunk_metrics: Callable  # (state, totals, evaluation RolloutResult) -> ChunkMetrics
+
+
+class Trainer(NamedTuple):
+    """A ``Learner`` and the JAX env its chunks step in compiled rollouts."""
+
+    learner: Learner
+    env: MarlEnv
+    chunk: Callable[[TrainState, jax.Array], tuple[TrainState, ChunkMetrics]]
+    evaluate: Callable  # (params, key) -> RolloutResult of greedy test episodes
+    train: Callable[[jax.Array], tuple[TrainState, ChunkMetrics]]
+
+    @property
+    def config(self) -> TrainConfig:
+        return self.learner.config
+
+    @property
+    def spec(self) -> EnvSpec:
+        return self.learner.spec
+
+    @property
+    def nets(self) -> Networks:
+        return self.learner.nets
+
+    @property
+    def num_chunks(self) -> int:
+        return self.learner.num_chunks
+
+    @property
+    def init(self) -> Callable[[jax.Array], TrainState]:
+        return self.learner.init
 
 
 class _ChunkTotals(NamedTuple):
@@ -73,69 +92,6 @@ class _ChunkTotals(NamedTuple):
     updates: jax.Array
     losses: LossInfo  # sums over updates
     first_nonfinite: jax.Array  # [] int32 number of the first update with a non-finite loss, -1: none
-
-
-def empty_episode(spec: EnvSpec, float_dtype: str = "float32") -> Episodes:
-    """One zero episode: the replay's item shape and dtypes.
-
-    Integer observations (Overcooked's uint8 grids) keep their dtype; float
-    observations and states are stored as ``float_dtype`` (the networks
-    compute in float32 whatever is stored).
-    """
-    n, k, T = spec.num_agents, spec.num_actions, spec.episode_limit
-    stored = jnp.dtype(float_dtype)
-    obs_dtype = spec.obs_dtype if jnp.issubdtype(spec.obs_dtype, jnp.integer) else stored
-    return Episodes(
-        obs=jnp.zeros((T + 1, n) + tuple(spec.obs_shape), obs_dtype),
-        state=jnp.zeros((T + 1, spec.stored_state_dim), stored),
-        avail=jnp.zeros((T + 1, n, k), bool),
-        actions=jnp.zeros((T, n), jnp.uint8),
-        reward=jnp.zeros((T,), jnp.float32),
-        terminal=jnp.zeros((T,), bool),
-        filled=jnp.zeros((T,), bool),
-    )
-
-
-def replay_bytes_per_seed(cfg: TrainConfig, spec: EnvSpec) -> int:
-    item = jax.eval_shape(lambda: empty_episode(spec, cfg.replay_float_dtype))
-    return cfg.buffer_size * sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(item))
-
-
-def device_memory_bytes(device: jax.Device) -> int:
-    """Memory of one device: the allocator's limit on accelerators, host RAM on CPU."""
-    stats = device.memory_stats() if hasattr(device, "memory_stats") else None
-    if stats and stats.get("bytes_limit"):
-        return int(stats["bytes_limit"])
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-
-
-def seed_device_count(num_seeds: int, num_devices: int) -> int:
-    """How many devices the seeds are spread over: as many as divide them evenly."""
-    return math.gcd(num_seeds, num_devices)
-
-
-def check_fits(cfg: TrainConfig, spec: EnvSpec, devices: list[jax.Device]) -> None:
-    """Refuse, before compiling, what this env and these devices cannot run.
-
-    The replays of the seeds a device holds must fit in its memory with a
-    quarter to spare for parameters, batches and activations (a replay that
-    passes can still run out of memory with a very large batch).
-    """
-    if cfg.agent.torso == "cnn" and len(spec.obs_shape) != 3:
-        raise ConfigError(f"config error: agent.torso='cnn' is not allowed for {spec.name} "
-                          f"(observations of shape {tuple(spec.obs_shape)}); allowed: mlp")
-    seeds_per_device = cfg.num_seeds // seed_device_count(cfg.num_seeds, len(devices))
-    need = replay_bytes_per_seed(cfg, spec) * seeds_per_device
-    # One of this process's own devices: another process's cannot be asked.
-    local = next((d for d in devices if d.process_index == jax.process_index()), devices[0])
-    have = device_memory_bytes(local)
-    if need > 0.75 * have:
-        gib = 2**30
-        raise ConfigError(
-            f"config error: buffer_size={cfg.buffer_size} does not fit: {seeds_per_device} seed(s) "
-            f"per device x {replay_bytes_per_seed(cfg, spec) / gib:.2f} GiB of replay each = "
-            f"{need / gib:.2f} GiB, but {local.platform} device {local.id} has {have / gib:.2f} GiB "
-            f"(at most 75% for the replay); lower buffer_size or num_seeds, or add devices")
 
 
 def updates_due(episodes_before, episodes_after, batch_size_run: int):
@@ -152,13 +108,12 @@ def shaping_weight(env_steps: jax.Array, horizon: int) -> jax.Array:
     return jnp.clip(1.0 - env_steps / horizon, 0.0, 1.0)
 
 
-def make_train(cfg: TrainConfig, env: MarlEnv | None = None) -> Trainer:
-    env = env if env is not None else make_env(cfg.env.name)
-    spec = env.spec
+def make_learner(cfg: TrainConfig, spec: EnvSpec) -> Learner:
+    """The learner of ``cfg`` for envs of ``spec``."""
     nets = build_networks(cfg, spec)
     opts = build_optimisers(cfg)
     update = make_step(cfg, nets, spec, opts)
-    train_mode = "soft" if cfg.is_soft else "epsilon_greedy"
+    acting_mode = "soft" if cfg.is_soft else "epsilon_greedy"
     num_chunks = math.ceil(cfg.total_timesteps / cfg.test_interval)
     zero_losses = LossInfo(*([jnp.zeros(())] * len(LossInfo._fields)))
 
@@ -169,7 +124,7 @@ def make_train(cfg: TrainConfig, env: MarlEnv | None = None) -> Trainer:
             params=params,
             target=TargetParams(agent=params.agent, mixer=params.mixer),
             opt_states=init_optimiser_states(opts, params),
-            replay=replay.init(empty_episode(spec, cfg.replay_float_dtype), cfg.buffer_size),
+            replay=replay.init(replay.empty_episode(spec, cfg.replay_float_dtype), cfg.buffer_size),
             counters=Counters(*([jnp.zeros((), jnp.int32)] * len(Counters._fields))),
             key=key,
         )
@@ -235,7 +190,7 @@ def make_train(cfg: TrainConfig, env: MarlEnv | None = None) -> Trainer:
                            counters=counters, key=key)
         totals = _ChunkTotals(
             rollouts=jax.tree.map(jnp.add, totals.rollouts, result.stats),
-            entropy_sum=totals.entropy_sum + result.diagnostics_sum[ENTROPY],
+            entropy_sum=totals.entropy_sum + result.diagnostics_sum.entropy,
             updates=totals.updates + n_updates,
             losses=jax.tree.map(jnp.add, totals.losses, loss_sums),
             first_nonfinite=first_bad,
@@ -244,20 +199,6 @@ def make_train(cfg: TrainConfig, env: MarlEnv | None = None) -> Trainer:
         keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(active, a, b), new, old)
         state = keep(state._replace(replay=None), old_state._replace(replay=None))._replace(replay=buffer)
         return state, keep(totals, old_totals)
-
-    def rollout_and_learn(state: TrainState, totals: _ChunkTotals, active: jax.Array):
-        """One rollout of the JAX envs and its gradient steps."""
-        key, rollout_key, learn_key = jax.random.split(state.key, 3)
-        act = make_act(nets, state.params, train_mode, epsilon(state))
-        result = rollout(env, act, cfg.hidden_dim, cfg.num_envs, rollout_key, record=True,
-                         bootstrap_timeout=cfg.env.bootstrap_timeout,
-                         shaping_weight=reward_shaping(state))
-        return learn_from(state, totals, result, cfg.num_envs, key, learn_key, active)
-
-    def evaluate(params, key):
-        """Greedy decentralised episodes; soft algorithms also measure the misalignment gaps."""
-        act = make_act(nets, params, "greedy", diagnose=cfg.is_soft)
-        return rollout(env, act, cfg.hidden_dim, cfg.test_episodes, key, record=False)
 
     def zero_totals() -> _ChunkTotals:
         return _ChunkTotals(
@@ -270,8 +211,7 @@ def make_train(cfg: TrainConfig, env: MarlEnv | None = None) -> Trainer:
         """A chunk's metrics from its training totals and its greedy evaluation."""
         test, train = evaluation.stats, totals.rollouts
         # Gaps averaged over the states the greedy evaluation visited.
-        gap = lambda i: (evaluation.diagnostics_sum[i] / test.length_sum if cfg.is_soft
-                         else jnp.asarray(jnp.nan))
+        gap = lambda total: total / test.length_sum if cfg.is_soft else jnp.asarray(jnp.nan)
         # Losses are undefined in a chunk with no gradient step: NaN, which
         # the metrics writer records as null.
         per_update = jax.tree.map(
@@ -296,18 +236,44 @@ def make_train(cfg: TrainConfig, env: MarlEnv | None = None) -> Trainer:
             epsilon=jnp.zeros(()) if cfg.is_soft else epsilon(state),
             q_tot=per_update.q_tot,
             learner_rows=per_update.rows,
-            misalignment_gap=gap(GAP_LOGITS),
-            misalignment_gap_expected=gap(GAP_EXPECTED),
+            misalignment_gap=gap(evaluation.diagnostics_sum.gap_logits),
+            misalignment_gap_expected=gap(evaluation.diagnostics_sum.gap_expected),
             shaping_weight=reward_shaping(state),
             test_shaped_return=test.shaped_return_sum / test.episodes,
             train_shaped_return=train.shaped_return_sum / train.episodes,
             first_nonfinite_update=totals.first_nonfinite,
         )
 
+    return Learner(config=cfg, spec=spec, nets=nets, num_chunks=num_chunks, acting_mode=acting_mode,
+                   chunk_end=chunk_end, init=init, epsilon=epsilon, shaping_weight=reward_shaping,
+                   zero_totals=zero_totals, learn_from=learn_from, chunk_metrics=chunk_metrics)
+
+
+def make_train(cfg: TrainConfig, env: MarlEnv | None = None) -> Trainer:
+    """The learner of ``cfg`` and the env it steps (default: the registry's
+    ``cfg.env.name``) in compiled rollouts."""
+    env = env if env is not None else make_env(cfg.env.name)
+    learner = make_learner(cfg, env.spec)
+    nets, epsilon, learn_from = learner.nets, learner.epsilon, learner.learn_from
+
+    def rollout_and_learn(state: TrainState, totals: _ChunkTotals, active: jax.Array):
+        """One rollout of the JAX envs and its gradient steps."""
+        key, rollout_key, learn_key = jax.random.split(state.key, 3)
+        act = make_act(nets, state.params, learner.acting_mode, epsilon(state))
+        result = rollout(env, act, cfg.hidden_dim, cfg.num_envs, rollout_key, record=True,
+                         bootstrap_timeout=cfg.env.bootstrap_timeout,
+                         shaping_weight=learner.shaping_weight(state))
+        return learn_from(state, totals, result, cfg.num_envs, key, learn_key, active)
+
+    def evaluate(params, key):
+        """Greedy decentralised episodes; soft algorithms also measure the misalignment gaps."""
+        act = make_act(nets, params, "greedy", diagnose=cfg.is_soft)
+        return rollout(env, act, cfg.hidden_dim, cfg.test_episodes, key, record=False)
+
     def chunk(state: TrainState, index: jax.Array) -> tuple[TrainState, ChunkMetrics]:
-        until = chunk_end(index)
+        until = learner.chunk_end(index)
         # The loop runs while any seed of the sweep still has env steps to
-        # take (learner.any_seed over the named seed vmap), so its condition
+        # take (seeds.any_seed over the named seed vmap), so its condition
         # is one value and vmap adds no select over the whole carry, which
         # would copy every seed's replay at every rollout; seeds that are
         # done sit the remaining rollouts out unchanged.
@@ -315,22 +281,14 @@ def make_train(cfg: TrainConfig, env: MarlEnv | None = None) -> Trainer:
         state, totals = jax.lax.while_loop(
             lambda carry: any_seed(active(carry[0])),
             lambda carry: rollout_and_learn(*carry, active(carry[0])),
-            (state, zero_totals()),
+            (state, learner.zero_totals()),
         )
         key, eval_key = jax.random.split(state.key)
         state = state._replace(key=key)
-        return state, chunk_metrics(state, totals, evaluate(state.params, eval_key))
+        return state, learner.chunk_metrics(state, totals, evaluate(state.params, eval_key))
 
     def train(key: jax.Array):
-        state = init(key)
-        return jax.lax.scan(chunk, state, jnp.arange(num_chunks))
+        state = learner.init(key)
+        return jax.lax.scan(chunk, state, jnp.arange(learner.num_chunks))
 
-    return Trainer(config=cfg, env=env, spec=spec, nets=nets, num_chunks=num_chunks, init=init,
-                   chunk=chunk, evaluate=evaluate, train=train, epsilon=epsilon, chunk_end=chunk_end,
-                   zero_totals=zero_totals, learn_from=learn_from, chunk_metrics=chunk_metrics)
-
-
-def seed_keys(cfg: TrainConfig) -> jax.Array:
-    """One key per seed; seed i of a sweep is the same run whatever num_seeds is."""
-    base = jax.random.PRNGKey(cfg.seed)
-    return jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(cfg.num_seeds))
+    return Trainer(learner=learner, env=env, chunk=chunk, evaluate=evaluate, train=train)

@@ -57,7 +57,7 @@ class ReplayState(NamedTuple):
 class Params(NamedTuple):
     agent: PyTree
     mixer: PyTree
-    opt: PyTree
+    transform: PyTree  # the soft head's logit transform (the OPT, phi)
     log_alpha: jax.Array  # []
 
 
@@ -68,8 +68,29 @@ class TargetParams(NamedTuple):
 
 class OptimiserStates(NamedTuple):
     q: PyTree  # agent + mixer (theta)
-    opt: PyTree  # OPT (phi)
+    transform: PyTree  # the logit transform (phi)
     alpha: PyTree  # log alpha (omega)
+
+
+class _ParamsBeforeRename(NamedTuple):
+    agent: PyTree
+    mixer: PyTree
+    opt: PyTree  # now ``transform``
+    log_alpha: jax.Array
+
+
+class _OptimiserStatesBeforeRename(NamedTuple):
+    q: PyTree
+    opt: PyTree  # now ``transform``
+    alpha: PyTree
+
+
+# Checkpoints written before the logit transform's fields were named
+# ``transform`` hold them as ``opt``: the same leaves in the same order, under
+# another name. ``checkpoint.restore_latest`` reads such a checkpoint with
+# these in place of the current types.
+FORMER_FIELD_NAMES: dict[type, type] = {Params: _ParamsBeforeRename,
+                                        OptimiserStates: _OptimiserStatesBeforeRename}
 
 
 class Counters(NamedTuple):

@@ -47,18 +47,18 @@ def small_state(seed: int) -> TrainState:
 
     agent = {"params": {"Dense_0": {"kernel": f32(O, 16), "bias": f32(16)}}}
     mixer = {"params": {"hyper_w": {"kernel": f32(S, 8)}}}
-    opt = {"params": {"w": f32(4)}}
+    transform = {"params": {"w": f32(4)}}
     # Bit patterns that a lossy or re-encoding round trip would not keep.
     agent["params"]["Dense_0"]["bias"] = agent["params"]["Dense_0"]["bias"].at[0, :3].set(
         jnp.array([jnp.nan, -0.0, jnp.inf]))
-    params = Params(agent=agent, mixer=mixer, opt=opt, log_alpha=f32())
+    params = Params(agent=agent, mixer=mixer, transform=transform, log_alpha=f32())
     target = TargetParams(agent=jax.tree.map(lambda x: x * 2, agent), mixer=mixer)
 
     def adam_state(tree):
         state = jax.vmap(optax.adam(1e-3).init)(tree)
         return jax.tree.map(lambda x: x + np.asarray(rng.integers(1, 9), x.dtype), state)
 
-    opt_states = OptimiserStates(q=adam_state((agent, mixer)), opt=adam_state(opt),
+    opt_states = OptimiserStates(q=adam_state((agent, mixer)), transform=adam_state(transform),
                                  alpha=adam_state(params.log_alpha))
     data = Episodes(
         obs=f32(CAP, T + 1, N, O), state=f32(CAP, T + 1, S), avail=flags(CAP, T + 1, N, K),
@@ -314,6 +314,25 @@ def test_zero_size_leaves_round_trip(tmp_path):
     assert meta == {"chunk": 1}
     assert restored["empty"].shape == (3, 5, 0) and restored["empty"].dtype == jnp.float32
     np.testing.assert_array_equal(np.asarray(restored["full"]), np.arange(6))
+
+
+def test_checkpoint_with_former_field_names_restores(tmp_path):
+    # Written before Params.opt and OptimiserStates.opt were named transform.
+    from meigm_jax.checkpoint import _with_former_names
+    from meigm_jax.types import FORMER_FIELD_NAMES
+
+    state = small_state(6)
+    old = _with_former_names(state, FORMER_FIELD_NAMES)
+    assert old.params._fields == ("agent", "mixer", "opt", "log_alpha")
+    with Checkpointer(tmp_path / "ckpt", keep=1) as ckpt:
+        ckpt.save(1, old, {"chunk": 1})
+    template = jax.eval_shape(lambda: state)
+    restored, _ = restore_latest(tmp_path / "ckpt", template)
+    assert type(restored.params) is Params and type(restored.opt_states) is OptimiserStates
+    assert_identical(restored, state)
+    partial, _ = restore_latest(tmp_path / "ckpt", template, fields=("params",))
+    assert type(partial.params) is Params and partial.opt_states is None
+    assert_identical(partial.params, state.params)
 
 
 def test_restoring_only_some_fields(tmp_path):

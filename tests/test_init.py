@@ -14,7 +14,7 @@ import pytest
 
 from meigm_jax.cli_config import group_options, load
 from meigm_jax.envs import make_env
-from meigm_jax.learner import build_networks, init_params
+from meigm_jax.networks.model import build_networks, init_params
 
 CASES = [["alg=" + alg] for alg in group_options("alg")] + [
     ["alg=me_qmix", "opt.layers=2"],
@@ -39,7 +39,7 @@ def _params(overrides):
 
 
 def _check_torch_bounds(params):
-    layers = [layer for part in (params.agent, params.mixer, params.opt)
+    layers = [layer for part in (params.agent, params.mixer, params.transform)
               for layer in _layers(jax.tree.map(np.asarray, dict(part).get("params", {})))]
     for path, kernel, bias in layers:
         fan_in = math.prod(kernel.shape[:-1])

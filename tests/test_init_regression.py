@@ -14,7 +14,8 @@ def test_vmapped_init_repeatedly_completes():
     script = textwrap.dedent("""
         import jax
         from meigm_jax.config import from_dict
-        from meigm_jax.trainer import make_train, seed_keys
+        from meigm_jax.seeds import seed_keys
+        from meigm_jax.trainer import make_train
         cfg = from_dict(dict(env=dict(name="matrix_game"), num_seeds=4, buffer_size=16, batch_size=4))
         trainer = make_train(cfg)
         init = jax.jit(jax.vmap(trainer.init))

@@ -13,8 +13,8 @@ from meigm_jax.analysis import (
 )
 from meigm_jax.cli_config import load
 from meigm_jax.envs.matrix_game import PAYOFF
-from meigm_jax.learner import SEEDS_AXIS
-from meigm_jax.trainer import make_train, seed_keys
+from meigm_jax.seeds import SEED_AXIS, seed_keys
+from meigm_jax.trainer import make_train
 
 NUM_SEEDS = 10
 
@@ -23,7 +23,7 @@ def _train(alg: str, overrides: tuple[str, ...] = ()):
     cfg = load([f"alg={alg}", *overrides, "+env=matrix_game", f"num_seeds={NUM_SEEDS}",
                 "total_timesteps=10000"])
     trainer = make_train(cfg)
-    state, metrics = jax.jit(jax.vmap(trainer.train, axis_name=SEEDS_AXIS))(seed_keys(cfg))
+    state, metrics = jax.jit(jax.vmap(trainer.train, axis_name=SEED_AXIS))(seed_keys(cfg))
     return cfg, metrics, seeds_joint_values(trainer, state.params)
 
 

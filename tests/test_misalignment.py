@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from helpers import SPEC, small_config
-from meigm_jax.learner import build_networks, init_params
+from meigm_jax.networks.model import build_networks, init_params
 from meigm_jax.rollout import misalignment_gaps
 from meigm_jax.types import Observation
 
@@ -23,7 +23,7 @@ def _gaps(alg, seed=0, mixer="qmix"):
     avail = (jax.random.uniform(keys[1], (E, n, k)) < 0.7).at[..., 0].set(True)
     observation = Observation(obs=jnp.zeros((E, n, SPEC.obs_dim)),
                               state=jax.random.normal(keys[2], (E, SPEC.state_dim)), avail=avail)
-    logits = nets.transform.apply(params.opt, q, observation.state)
+    logits = nets.transform.apply(params.transform, q, observation.state)
     return misalignment_gaps(nets, params, q, logits, observation, keys[3])
 
 

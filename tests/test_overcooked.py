@@ -12,10 +12,12 @@ from meigm_jax.cli_config import load
 from meigm_jax.config import ConfigError
 from meigm_jax.envs import OVERCOOKED_LAYOUTS, make_env
 from meigm_jax.envs.base import global_state
-from meigm_jax.learner import build_networks, init_params
+from meigm_jax.networks.model import build_networks, init_params
 from meigm_jax.rollout import make_act, rollout
 from meigm_jax.train import main, run
-from meigm_jax.trainer import check_fits, make_train, replay_bytes_per_seed, shaping_weight
+from meigm_jax.replay import replay_bytes_per_seed
+from meigm_jax.seeds import check_fits
+from meigm_jax.trainer import make_train, shaping_weight
 
 # Real grid sizes (H, W): jaxmarl's observation_space reports them transposed.
 GRID = {"cramped_room": (4, 5), "asymm_advantages": (5, 9), "coord_ring": (5, 5),

@@ -6,15 +6,9 @@ import numpy as np
 import pytest
 
 from helpers import SPEC, random_episodes, short_episodes, small_config
-from meigm_jax.learner import (
-    SEEDS_AXIS,
-    build_networks,
-    build_optimisers,
-    init_optimiser_states,
-    init_params,
-    make_loss,
-    make_step,
-)
+from meigm_jax.learner import build_optimisers, init_optimiser_states, make_loss, make_step
+from meigm_jax.networks.model import build_networks, init_params
+from meigm_jax.seeds import SEED_AXIS
 from meigm_jax.packing import FILL_ROUNDS, _candidate, lane_counts, pack, plan, plans
 from meigm_jax.types import TargetParams
 
@@ -112,7 +106,7 @@ def test_step_packs_when_it_fits_and_seeds_agree_on_the_layout():
     assert rows(long_) == BATCH
 
     both = jax.tree.map(lambda a, b: jnp.stack([a, b]), short, long_)
-    swept = jax.jit(jax.vmap(lambda b: step(params, target, opt_states, b, key), axis_name=SEEDS_AXIS))
+    swept = jax.jit(jax.vmap(lambda b: step(params, target, opt_states, b, key), axis_name=SEED_AXIS))
     new_params, _, info = swept(both)
     np.testing.assert_array_equal(np.asarray(info.rows), [BATCH, BATCH])
     alone, _, alone_info = jax.jit(step)(params, target, opt_states, short, key)

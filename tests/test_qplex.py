@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from meigm_jax.learner import mix
+from meigm_jax.networks.model import mix
 from meigm_jax.networks.mixers import QPLEXMixer, dmaq_combine
 
 N, K, S = 3, 4, 6

@@ -17,23 +17,15 @@ from helpers import SPEC, perturbed, q_and_states, random_episodes, short_episod
 from meigm_jax.analysis import seeds_joint_values
 from meigm_jax.cli_config import load
 from meigm_jax.config import ConfigError
-from meigm_jax.learner import (
-    SEEDS_AXIS,
-    build_networks,
-    init_params,
-    joint_clip,
-    make_loss,
-    mix,
-    policy_logits,
-    td_weights,
-    weighted_mean,
-)
+from meigm_jax.learner import joint_clip, make_loss, td_weights, weighted_mean
+from meigm_jax.networks.model import build_networks, init_params, mix, policy_logits
+from meigm_jax.seeds import SEED_AXIS, seed_keys
 from meigm_jax.networks.mixers import VDNMixer
 from meigm_jax.networks.opt import make_transform
 from meigm_jax.networks.premix import PremixedMixer, ResidualPremix, premix_values
 from meigm_jax.packing import plan
 from meigm_jax.targets import masked_mean
-from meigm_jax.trainer import make_train, seed_keys
+from meigm_jax.trainer import make_train
 from meigm_jax.types import TargetParams
 
 N, K, S, BATCH = 4, 7, 12, 512
@@ -128,7 +120,7 @@ def test_preset_networks_and_order_of_the_policy(small_release):
     cfg, nets, params = small_release
     assert (cfg.alg.mixer, cfg.alg.policy, cfg.opt.kind, cfg.premix.kind) == ("vdn", "soft", "affine", "residual")
     assert (cfg.td_weighting, cfg.fixed_alpha, cfg.grad_clip_scope) == ("release", 0.03, "joint")
-    assert not cfg.learns_alpha and cfg.initial_alpha == 0.03
+    assert not cfg.learns_alpha and cfg.alpha_at_start == 0.03
     assert isinstance(nets.mixer, PremixedMixer) and isinstance(nets.mixer.mixer, VDNMixer)
     assert set(params.mixer["params"]) == {"premix"}  # the additive mixer has no parameters
     np.testing.assert_allclose(float(jnp.exp(params.log_alpha)), 0.03, rtol=1e-6)
@@ -162,7 +154,7 @@ def test_joint_clip_scales_every_group_by_one_factor(small_release):
     _, _, params = small_release
     grads = jax.tree.map(lambda x: jnp.full_like(x, 3.0), params)
     clipped = jax.jit(joint_clip, static_argnums=1)(grads, 10.0)
-    theta_phi = lambda p: (p.agent, p.mixer, p.opt)
+    theta_phi = lambda p: (p.agent, p.mixer, p.transform)
     norm = float(jnp.sqrt(sum(jnp.sum(x ** 2) for x in jax.tree.leaves(theta_phi(grads)))))
     assert norm > 10.0
     for before, after in zip(jax.tree.leaves(theta_phi(grads)), jax.tree.leaves(theta_phi(clipped))):
@@ -192,8 +184,8 @@ def test_losses_reach_their_own_parts_and_unit_weights_give_the_plain_loss(small
     info_plain, info_unit = jax.jit(lambda p: (plain(p, target, batch, key)[1],
                                                unit(p, target, batch, key)[1]))(params)
     nonzero = lambda tree: any(bool(jnp.any(x != 0)) for x in jax.tree.leaves(tree))
-    assert nonzero(g_q.agent) and nonzero(g_q.mixer["params"]["premix"]) and not nonzero(g_q.opt)
-    assert nonzero(g_opt.opt) and not nonzero(g_opt.agent) and not nonzero(g_opt.mixer)
+    assert nonzero(g_q.agent) and nonzero(g_q.mixer["params"]["premix"]) and not nonzero(g_q.transform)
+    assert nonzero(g_opt.transform) and not nonzero(g_opt.agent) and not nonzero(g_opt.mixer)
     assert float(info_unit.loss_q) == pytest.approx(float(info_plain.loss_q), rel=1e-6)
     assert float(info_w.loss_q) != pytest.approx(float(info_plain.loss_q), rel=1e-6)
     assert float(info_w.loss_alpha) == 0.0
@@ -250,7 +242,7 @@ def test_bad_combination_is_one_line(overrides, key):
 
 def test_alpha_lr_zero_is_allowed_and_fixes_the_temperature():
     cfg = load(["alg=me_qmix", "alpha_lr=0", "init_alpha=0.2"])
-    assert not cfg.learns_alpha and cfg.initial_alpha == 0.2
+    assert not cfg.learns_alpha and cfg.alpha_at_start == 0.2
     assert load(["alg=me_qmix"]).learns_alpha
 
 
@@ -259,7 +251,7 @@ def test_preset_keeps_its_temperature_on_the_matrix_game():
     the alg file); the preset's fixed_alpha still holds."""
     cfg = load(["alg=me_qmix_release", "+env=matrix_game"])
     assert (cfg.init_alpha, cfg.alpha_lr, cfg.fixed_alpha) == (0.001, 0.001, 0.03)
-    assert not cfg.learns_alpha and cfg.initial_alpha == 0.03
+    assert not cfg.learns_alpha and cfg.alpha_at_start == 0.03
 
 
 # ------------------------------------------------------- tiny trainings
@@ -271,7 +263,7 @@ TINY_NETS = ["hidden_dim=16", "mixer_embed=8", "hypernet_embed=16", "opt.hyperne
 def _train(overrides, runs=1):
     cfg = load(["alg=me_qmix_release", *overrides, *TINY_NETS, "wandb.mode=disabled"])
     trainer = make_train(cfg)
-    program = jax.jit(jax.vmap(trainer.train, axis_name=SEEDS_AXIS))
+    program = jax.jit(jax.vmap(trainer.train, axis_name=SEED_AXIS))
     return trainer, [jax.tree.map(np.asarray, program(seed_keys(cfg))) for _ in range(runs)]
 
 

@@ -16,7 +16,8 @@ import pytest
 from meigm_jax.checkpoint import restore_latest
 from meigm_jax.cli_config import load
 from meigm_jax.train import EXIT_NON_FINITE, run
-from meigm_jax.trainer import make_train, seed_keys
+from meigm_jax.seeds import seed_keys
+from meigm_jax.trainer import make_train
 
 ROOT = Path(__file__).resolve().parent.parent
 # 30 chunks with a checkpoint after each one that took a gradient step.

@@ -17,7 +17,8 @@ SCRIPT = textwrap.dedent("""
     import jax, numpy as np
     from meigm_jax.cli_config import load
     from meigm_jax.program import compile_program, to_host
-    from meigm_jax.trainer import make_train, seed_keys
+    from meigm_jax.seeds import seed_keys
+    from meigm_jax.trainer import make_train
 
     cfg = load(["+env=matrix_game", "num_seeds=4", "total_timesteps=400", "test_interval=200",
                 "hidden_dim=16", "mixer_embed=8", "hypernet_embed=16"])

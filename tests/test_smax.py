@@ -7,7 +7,8 @@ import pytest
 
 from meigm_jax.cli_config import load
 from meigm_jax.program import compile_program
-from meigm_jax.trainer import make_train, seed_keys
+from meigm_jax.seeds import seed_keys
+from meigm_jax.trainer import make_train
 from test_cli import SMAX_TINY
 
 
@@ -119,7 +120,7 @@ def test_smax_world_state_is_normalised_for_the_mixer():
     size (SMAX gives them raw, 0 to 32): an untrained QMIX mixer's Q_tot then
     stays of the order of the agents' Q_i instead of hundreds."""
     from meigm_jax.envs import make_env
-    from meigm_jax.learner import build_networks, init_params, mix
+    from meigm_jax.networks.model import build_networks, init_params, mix
     from meigm_jax.networks.agent import agent_extras
 
     env = make_env("smax_5v5")

@@ -13,7 +13,8 @@ import pytest
 
 from helpers import SPEC, random_episodes, short_episodes, small_config
 from meigm_jax import learner, replay
-from meigm_jax.learner import build_networks, init_params, make_loss
+from meigm_jax.learner import make_loss
+from meigm_jax.networks.model import build_networks, init_params
 from meigm_jax.networks.agent import agent_extras, previous_actions_onehot, unroll
 from meigm_jax.packing import plan
 from meigm_jax.types import TargetParams

@@ -6,13 +6,8 @@ import numpy as np
 import pytest
 
 from helpers import SPEC, numpy_td_lambda, random_episodes, scramble_padding, small_config
-from meigm_jax.learner import (
-    build_networks,
-    episode_q_values,
-    init_params,
-    make_loss,
-    make_targets,
-)
+from meigm_jax.learner import episode_q_values, make_loss, make_targets
+from meigm_jax.networks.model import build_networks, init_params
 from meigm_jax.policy import greedy
 from meigm_jax.targets import td_lambda_targets
 from meigm_jax.types import Episodes, TargetParams
@@ -164,7 +159,7 @@ def test_alpha_zero_greedy_soft_target_equals_baseline(lam):
     episodes = _greedy_episodes(nets_soft, params, episodes)
     params = params._replace(log_alpha=jnp.asarray(-jnp.inf))
     soft = make_targets(cfg_soft, nets_soft)(params, target, episodes, jax.random.PRNGKey(1))
-    base = make_targets(cfg_base, nets_base)(params._replace(opt={}), target, episodes,
+    base = make_targets(cfg_base, nets_base)(params._replace(transform={}), target, episodes,
                                              jax.random.PRNGKey(2))
     assert float(soft.alpha) == 0.0
     mask = np.asarray(episodes.filled)
@@ -208,7 +203,8 @@ def test_half_precision_replay_storage_keeps_the_loss():
 
 def test_replay_item_dtypes_and_smax_replay_under_1_gib():
     from meigm_jax.cli_config import load
-    from meigm_jax.trainer import empty_episode, make_train, replay_bytes_per_seed
+    from meigm_jax.replay import empty_episode, replay_bytes_per_seed
+    from meigm_jax.trainer import make_train
 
     item = empty_episode(SPEC, "float16")
     assert item.obs.dtype == jnp.float16 and item.state.dtype == jnp.float16

@@ -3,7 +3,7 @@
 A pre-mix transform g_i(Q_i; s) is part of the critic: the mixer combines
 g_i(Q_i(u_i); s) instead of Q_i(u_i), in the online and the target
 networks alike, and the TD loss trains it with the agent. The logit
-transform of the soft head then reads g_i(Q_i(.); s) (``learner.policy_logits``).
+transform of the soft head then reads g_i(Q_i(.); s) (``model.policy_logits``).
 It is applied per agent to every one of the k values with weights generated
 from the state, so g_i(Q_i)(u) = g_i(Q_i(u)): applying it to the chosen
 values inside the mixer equals applying it to all k first.

@@ -2,10 +2,11 @@
 
 ``HostProgram`` is the host-stepped envs' ``RunProgram``: the same run loop
 (``meigm_jax.train.run``) drives it as it drives the compiled JAX program,
-and it learns through the same trainer parts (``Trainer.learn_from`` stores
+and it learns through the same ``trainer.Learner`` (``learn_from`` stores
 episodes in the device replay, takes the gradient steps they are owed and
-copies the target; ``Trainer.chunk_metrics`` makes the chunk's metrics).
-Only stepping the envs is its own.
+copies the target; ``chunk_metrics`` makes the chunk's metrics; the schedule
+says where a chunk ends and how training rollouts act). Only stepping the
+envs is its own.
 
 Each rollout runs one episode in each of ``host.num_workers`` worker
 processes in lockstep (pymarl's parallel runner): every step the host gathers
@@ -18,6 +19,8 @@ greedy episodes are run; each metrics record also counts
 
 A worker that crashes or does not answer within ``host.worker_timeout`` s is
 killed and restarted (``workers.WorkerPool``); its partial episode is dropped.
+Workers that cannot start, and rollouts that keep finishing no episode, end
+the run with an ``errors.HostStepError``.
 Ctrl-C / SIGTERM raise ``program.Interrupted`` with the last consistent
 state, which the run loop saves as a final checkpoint; leaving the program
 closes every worker (and its StarCraft II).
@@ -35,6 +38,7 @@ from typing import Any, Callable, Mapping, NamedTuple
 import numpy as np
 
 from meigm_jax.config import TrainConfig
+from meigm_jax.errors import HostStepError
 from meigm_jax.program import Interrupted
 from meigm_jax.sc2.env import HostEnv
 from meigm_jax.sc2.workers import STARTUP_TIMEOUT_S, WorkerFailed, WorkerPool
@@ -66,11 +70,11 @@ class HostRollout:
         return answers
 
     def collect(self, act: Callable, key) -> Batch:
-        """``act(key, hidden, Observation, last_onehot) -> (hidden, actions, diagnostics)`` (jitted)."""
+        """``act(key, hidden, Observation, last_onehot) -> (hidden, actions, RolloutDiagnostics)`` (jitted)."""
         import jax
         import jax.numpy as jnp
 
-        from meigm_jax.rollout import RolloutResult
+        from meigm_jax.rollout import RolloutDiagnostics, RolloutResult
         from meigm_jax.types import Episodes, Observation, RolloutStats
 
         spec, W = self.spec, self.pool.num_workers
@@ -83,7 +87,7 @@ class HostRollout:
         terminal = np.zeros((W, T), bool)
         filled = np.zeros((W, T), bool)
         returns, won, lengths = np.zeros(W), np.zeros(W, bool), np.zeros(W, np.int64)
-        diag = np.zeros((W, 3))
+        diag = np.zeros((W, len(RolloutDiagnostics._fields)))  # the fields stacked, as rollout sums them
         alive, finished = np.zeros(W, bool), np.zeros(W, bool)
         cur_obs = np.zeros((W, n, O), np.float32)
         cur_state = np.zeros((W, S), np.float32)
@@ -105,7 +109,7 @@ class HostRollout:
                 break
             key, act_key = jax.random.split(key)
             hidden, actions, diagnostics = act(act_key, hidden, Observation(cur_obs, cur_state, cur_avail), last)
-            actions, diagnostics = np.asarray(actions), np.asarray(diagnostics)
+            actions, diagnostics = np.asarray(actions), np.stack(diagnostics, -1)
             live = np.flatnonzero(alive)
             obs[live, t], state[live, t], avail[live, t] = cur_obs[live], cur_state[live], cur_avail[live]
             answers = self.pool.request({int(i): ("step", actions[i]) for i in live})
@@ -142,7 +146,7 @@ class HostRollout:
                              shaped_return_sum=np.float32(0.0), win_sum=np.float32(won[done].sum()),
                              length_sum=np.float32(lengths[done].sum()))
         result = RolloutResult(episodes=episodes, stats=stats,
-                               diagnostics_sum=diag[done].sum(0).astype(np.float32))
+                               diagnostics_sum=RolloutDiagnostics(*diag[done].sum(0).astype(np.float32)))
         return Batch(result=result, count=len(done), stored=finished[order], dropped=dropped)
 
 
@@ -154,17 +158,12 @@ def spec_from_info(name: str, info: Mapping[str, int]):
                    episode_limit=info["episode_limit"], has_win=True)
 
 
-class _Started(NamedTuple):
-    spec: Any  # the env spec the workers reported
-
-
 class HostProgram:
     """``RunProgram`` of an env stepped by worker processes (one seed)."""
 
     def __init__(self, cfg: TrainConfig, env: HostEnv, say: Callable[[str], None] = print):
         self.cfg, self.env, self.say = cfg, env, say
         self.spec = env.spec
-        self.num_chunks = math.ceil(cfg.total_timesteps / cfg.test_interval)
         self.notes: list[str] = []
         self.pool: WorkerPool | None = None
         self.dropped = 0
@@ -175,7 +174,8 @@ class HostProgram:
         import jax
 
         from meigm_jax.rollout import make_act
-        from meigm_jax.trainer import check_fits, make_train
+        from meigm_jax.seeds import check_fits
+        from meigm_jax.trainer import make_learner
 
         cfg, env = self.cfg, self.env
         start = time.time()
@@ -192,22 +192,21 @@ class HostProgram:
             check_fits(cfg, spec, jax.devices())
         except WorkerFailed as exc:
             self.__exit__(None, None, None)
-            print(f"error: {exc}", file=sys.stderr, flush=True)
-            raise SystemExit(1)
+            raise HostStepError(str(exc)) from exc
         except BaseException:
             self.__exit__(None, None, None)
             raise
-        self.trainer = trainer = make_train(cfg, _Started(spec))
-        nets = trainer.nets
-        mode = "soft" if cfg.is_soft else "epsilon_greedy"
+        self.learner = learner = make_learner(cfg, spec)
+        self.num_chunks = learner.num_chunks
+        nets, mode = learner.nets, learner.acting_mode
         self._act_train = jax.jit(lambda p, eps, *a: make_act(nets, p, mode, eps)(*a))
         self._act_test = jax.jit(lambda p, *a: make_act(nets, p, "greedy", diagnose=cfg.is_soft)(*a))
         self._split = jax.jit(lambda key: jax.random.split(key, 3))
-        self._epsilon = jax.jit(trainer.epsilon)
-        self._learn_from = jax.jit(trainer.learn_from, donate_argnums=0)
-        self._metrics = jax.jit(lambda *a: jax.tree.map(lambda x: x[None], trainer.chunk_metrics(*a)))
+        self._epsilon = jax.jit(learner.epsilon)
+        self._learn_from = jax.jit(learner.learn_from, donate_argnums=0)
+        self._metrics = jax.jit(lambda *a: jax.tree.map(lambda x: x[None], learner.chunk_metrics(*a)))
         # Seed 0 of the JAX path's seed_keys.
-        self.state = self._latest = jax.jit(trainer.init)(jax.random.fold_in(jax.random.PRNGKey(cfg.seed), 0))
+        self.state = self._latest = jax.jit(learner.init)(jax.random.fold_in(jax.random.PRNGKey(cfg.seed), 0))
         self.rollout = HostRollout(self.pool, spec, cfg.hidden_dim, cfg.env.bootstrap_timeout)
         self.description = (f"{self.pool.num_workers} host worker(s) | workers up in "
                             f"{time.time() - start:.1f}s")
@@ -241,8 +240,8 @@ class HostProgram:
         import jax
         import jax.numpy as jnp
 
-        until = min((int(index) + 1) * self.cfg.test_interval, self.cfg.total_timesteps)
-        totals, empty = self.trainer.zero_totals(), 0
+        until = int(self.learner.chunk_end(int(index)))
+        totals, empty = self.learner.zero_totals(), 0
         while int(state.counters.env_steps) < until:
             key, rollout_key, learn_key = self._split(state.key)
             epsilon = self._epsilon(state)
@@ -251,9 +250,8 @@ class HostProgram:
             self.dropped += batch.dropped
             empty = 0 if batch.count else empty + 1
             if empty >= MAX_EMPTY_ROLLOUTS:
-                print(f"error: {MAX_EMPTY_ROLLOUTS} rollouts in a row without a finished episode "
-                      f"({self.pool.restarts} worker restarts); stopping", file=sys.stderr, flush=True)
-                raise SystemExit(1)
+                raise HostStepError(f"{MAX_EMPTY_ROLLOUTS} rollouts in a row without a finished episode "
+                                    f"({self.pool.restarts} worker restarts); stopping")
             if batch.count == 0:
                 state = self._latest = state._replace(key=key)
                 continue
@@ -269,20 +267,23 @@ class HostProgram:
         make up for dropped ones); their sums as a ``RolloutResult``."""
         import jax
 
-        from meigm_jax.rollout import RolloutResult
+        from meigm_jax.rollout import RolloutDiagnostics, RolloutResult
         from meigm_jax.types import RolloutStats
 
         act = lambda *a: self._act_test(params, *a)
-        sums, diagnostics = np.zeros(5), np.zeros(3)  # RolloutStats fields
+        # Sums in float64 over the rollouts, handed on in float32.
+        add = lambda sums, more: type(sums)(*(total + np.float64(x) for total, x in zip(sums, more)))
+        as_float32 = lambda sums: type(sums)(*(np.float32(total) for total in sums))
+        stats = RolloutStats(*np.zeros(len(RolloutStats._fields)))
+        diagnostics = RolloutDiagnostics(*np.zeros(len(RolloutDiagnostics._fields)))
         attempts, most = 0, 4 * math.ceil(self.cfg.test_episodes / self.pool.num_workers) + 4
-        while sums[0] < self.cfg.test_episodes and attempts < most:
+        while stats.episodes < self.cfg.test_episodes and attempts < most:
             attempts += 1
             key, collect_key = jax.random.split(key)
             batch = self.rollout.collect(act, collect_key)
             self.dropped += batch.dropped
-            sums += np.asarray(batch.result.stats, np.float64)
-            diagnostics += batch.result.diagnostics_sum
-        stats = RolloutStats(*np.asarray(sums, np.float32))
-        return RolloutResult(episodes=None, stats=stats, diagnostics_sum=np.asarray(diagnostics, np.float32))
+            stats = add(stats, batch.result.stats)
+            diagnostics = add(diagnostics, batch.result.diagnostics_sum)
+        return RolloutResult(episodes=None, stats=as_float32(stats), diagnostics_sum=as_float32(diagnostics))
 
 

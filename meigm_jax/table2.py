@@ -30,8 +30,8 @@ from __future__ import annotations
 from meigm_jax import lineup
 from meigm_jax.cli_config import group_options, load
 from meigm_jax.config import ConfigError
+from meigm_jax.envs import RACES
 
-RACES = ("protoss", "terran", "zerg")
 SIZES = ("5v5", "10v10", "10v11", "20v20", "20v23")
 SCENARIOS = tuple(f"{race}_{size}" for race in RACES for size in SIZES)  # the paper's row order
 FAMILIES = ("smax", "smacv2")
@@ -63,7 +63,7 @@ def cells(argv: list[str]) -> tuple[lineup.Options, list[lineup.Cell]]:
     envs = [env_name(family[0], s, env_options) for s in scenarios]
     algs = options.choices.get("algs", list(ALGS))
     if any(env.startswith("smacv2_") for env in envs) and not options.from_runs:
-        from meigm_jax.sc2.env import missing_install
+        from meigm_jax.envs.smacv2 import missing_install
 
         message = missing_install()
         if message:

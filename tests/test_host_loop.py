@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from meigm_jax.config import from_dict
-from meigm_jax.sc2 import scenarios
-from meigm_jax.sc2.env import HostEnv
+from meigm_jax.envs import smacv2_scenarios as scenarios
+from meigm_jax.envs.smacv2 import HostEnv
 from meigm_jax.train import run
 from meigm_jax.sc2.workers import WorkerPool
 

@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from meigm_jax.sc2.env import missing_install
+from meigm_jax.envs.smacv2 import missing_install
 from meigm_jax.table2 import SCENARIOS, cells, main
 from test_cli import SMAX_TINY
 

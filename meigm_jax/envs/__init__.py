@@ -7,6 +7,7 @@ from typing import Callable
 from meigm_jax.envs.base import EnvSpec, MarlEnv
 from meigm_jax.envs.matrix_game import MatrixGame
 from meigm_jax.envs.overcooked import OVERCOOKED_LAYOUTS
+from meigm_jax.envs.smacv2_scenarios import RACES, TEAM_SIZES
 
 
 def _smax(name: str, **kwargs) -> Callable[[], MarlEnv]:
@@ -19,9 +20,6 @@ def _smax(name: str, **kwargs) -> Callable[[], MarlEnv]:
 
 
 # SMAX analogues of SMACv2's fifteen scenarios (paper Table 2): race x X vs Y.
-RACES = ("protoss", "terran", "zerg")
-TEAM_SIZES = {"5v5": (5, 5), "10v10": (10, 10), "10v11": (10, 11), "20v20": (20, 20),
-              "20v23": (20, 23)}
 SMAX_RACE_SCENARIOS = {
     f"smax_{race}_{size}": dict(race=race, num_allies=allies, num_enemies=enemies)
     for race in RACES for size, (allies, enemies) in TEAM_SIZES.items()
@@ -39,7 +37,7 @@ def _overcooked(layout: str) -> Callable[[], MarlEnv]:
 
 def _smacv2(name: str) -> Callable[[], MarlEnv]:
     def make() -> MarlEnv:
-        from meigm_jax.sc2.env import smacv2_env
+        from meigm_jax.envs.smacv2 import smacv2_env
 
         return smacv2_env(name)  # StarCraft II in worker processes (meigm_jax.sc2.host_loop)
 
@@ -66,4 +64,4 @@ def make_env(name: str) -> MarlEnv:
     return _REGISTRY[name]()
 
 
-__all__ = ["ENV_NAMES", "OVERCOOKED_LAYOUTS", "EnvSpec", "MarlEnv", "make_env"]
+__all__ = ["ENV_NAMES", "OVERCOOKED_LAYOUTS", "RACES", "TEAM_SIZES", "EnvSpec", "MarlEnv", "make_env"]

@@ -40,7 +40,7 @@ import numpy as np
 from meigm_jax.config import TrainConfig
 from meigm_jax.errors import HostStepError
 from meigm_jax.program import Interrupted
-from meigm_jax.sc2.env import HostEnv
+from meigm_jax.envs.smacv2 import HostEnv
 from meigm_jax.sc2.workers import STARTUP_TIMEOUT_S, WorkerFailed, WorkerPool
 
 MAX_EMPTY_ROLLOUTS = 5  # rollouts in a row without a finished episode end the run

@@ -3,8 +3,10 @@
 ``make_env("smacv2_<race>_<size>")`` gives a ``HostEnv``: it names the
 worker factory and each worker's SMACv2 arguments, and its spec says that
 the env is stepped on the host. The run loop then trains through
-``meigm_jax.sc2.host_loop``. A missing install is found here, when the env
-is made, so a run stops in one line before anything is created.
+``meigm_jax.sc2.host_loop`` (the worker pool and the host program live in
+``meigm_jax.sc2``; what the env is lives here). A missing install is found
+here, when the env is made, so a run stops in one line before anything is
+created.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any, Callable, Mapping
 
 from meigm_jax.errors import ConfigError
 from meigm_jax.envs.base import EnvSpec
-from meigm_jax.sc2 import scenarios
+from meigm_jax.envs import smacv2_scenarios as scenarios
 
 SMACV2_FACTORY = "smacv2.env:StarCraftCapabilityEnvWrapper"
 INSTALL_HINT = ("pip install -e .[sc2] (pysc2 and smacv2 from github.com/oxwhirl/smacv2), "

@@ -10,7 +10,8 @@ Sources of the values (SMACv2, github.com/oxwhirl/smacv2):
            maps have ``limit`` 200 steps. SMACv2 takes the episode limit from
            the map, not from ``env_args``, so it is kept apart here
            (``EPISODE_LIMIT``) and checked against ``get_env_info()``.
-Nothing here imports smacv2.
+Nothing here imports smacv2 (or JAX). The races and team sizes are also the
+SMAX analogues' (``meigm_jax.envs``).
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from typing import Any
 
 RACES = ("protoss", "terran", "zerg")
 # name suffix -> (n_units, n_enemies): SMACv2 paper Table/README scenario list [readme].
-SIZES = {"5v5": (5, 5), "10v10": (10, 10), "10v11": (10, 11), "20v20": (20, 20), "20v23": (20, 23)}
-SCENARIO_NAMES = tuple(f"smacv2_{race}_{size}" for race in RACES for size in SIZES)
+TEAM_SIZES = {"5v5": (5, 5), "10v10": (10, 10), "10v11": (10, 11), "20v20": (20, 20),
+              "20v23": (20, 23)}
+SCENARIO_NAMES = tuple(f"smacv2_{race}_{size}" for race in RACES for size in TEAM_SIZES)
 
 # team_gen.unit_types per race and the one type allies never get as their
 # only unit (exception_unit_types) [yaml, readme].
@@ -80,7 +82,7 @@ def parse(name: str) -> tuple[str, int, int]:
     if name not in SCENARIO_NAMES:
         raise KeyError(f"unknown SMACv2 scenario {name!r}; allowed: {', '.join(SCENARIO_NAMES)}")
     _, race, size = name.split("_")
-    return (race, *SIZES[size])
+    return (race, *TEAM_SIZES[size])
 
 
 def env_args(name: str, seed: int | None = None) -> dict[str, Any]:

@@ -173,7 +173,10 @@ def test_scenario_env_args_match_smacv2(name):
     text = (ROOT / "configs" / "env" / f"{name}.yaml").read_text()
     assert f"name: {name}\n" in text
     assert f"target_entropy_coef: {0.32 if race == 'terran' else 0.24}\n" in text
-    assert "batch_size: 128\n" in text and "buffer_size: 5000\n" in text
+    # The hyperparameters of smax_5v5 come from the SMACv2 family's file.
+    assert "  - family/smacv2\n" in text
+    family = (ROOT / "configs" / "env" / "family" / "smacv2.yaml").read_text()
+    assert "batch_size: 128\n" in family and "buffer_size: 5000\n" in family
 
 
 @pytest.mark.skipif(__import__("importlib").util.find_spec("smacv2") is not None,

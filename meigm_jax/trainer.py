@@ -65,25 +65,12 @@ class Trainer(NamedTuple):
     evaluate: Callable  # (params, key) -> RolloutResult of greedy test episodes
     train: Callable[[jax.Array], tuple[TrainState, ChunkMetrics]]
 
-    @property
-    def config(self) -> TrainConfig:
-        return self.learner.config
-
-    @property
-    def spec(self) -> EnvSpec:
-        return self.learner.spec
-
-    @property
-    def nets(self) -> Networks:
-        return self.learner.nets
-
-    @property
-    def num_chunks(self) -> int:
-        return self.learner.num_chunks
-
-    @property
-    def init(self) -> Callable[[jax.Array], TrainState]:
-        return self.learner.init
+    # The learner's parts that callers of a trainer read most.
+    config = property(lambda self: self.learner.config)
+    spec = property(lambda self: self.learner.spec)
+    nets = property(lambda self: self.learner.nets)
+    num_chunks = property(lambda self: self.learner.num_chunks)
+    init = property(lambda self: self.learner.init)
 
 
 class _ChunkTotals(NamedTuple):

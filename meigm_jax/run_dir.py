@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from meigm_jax.config import defaults_dict
-from meigm_jax.errors import ConfigError
+from meigm_jax.errors import ConfigError, RunDirError
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
@@ -31,10 +31,6 @@ CHECKPOINTS = "checkpoints"
 # what the remaining chunks compute.
 RESUMABLE_CHANGES = ("resume", "total_timesteps", "wandb", "checkpoint", "distributed",
                      "distributed_timeout")
-
-
-class RunDirError(ValueError):
-    """A run directory that cannot be read as asked; the message is one line."""
 
 
 def config_path(run_dir: Path) -> Path:

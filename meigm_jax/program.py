@@ -26,24 +26,16 @@ from jax.sharding import PartitionSpec as P
 
 from meigm_jax.envs.base import EnvSpec
 from meigm_jax.errors import ConfigError
+from meigm_jax.errors import Interrupted  # noqa: F401  (sc2.host_loop imports it from here)
 from meigm_jax.learner import SEEDS_AXIS
 from meigm_jax.trainer import Trainer, check_fits, make_train, replay_bytes_per_seed, seed_device_count, seed_keys
 from meigm_jax.types import ChunkMetrics
 
 SEED_AXIS = "seed"
-EXIT_INTERRUPTED = 130
-
-
-class Interrupted(Exception):
-    """A signal stopped a run mid-chunk; ``state`` is its last consistent state."""
-
-    def __init__(self, signal_name: str, state: Any = None):
-        super().__init__(signal_name)
-        self.state = state
 
 
 class RunProgram(Protocol):
-    """What the run loop (``meigm_jax.train.run``) drives, whoever steps the envs.
+    """What the run loop (``meigm_jax.run_loop.run``) drives, whoever steps the envs.
 
     Entering it (``with program:``) readies it: compiles, or starts the
     workers that step the envs; leaving it releases them. Then ``state`` is

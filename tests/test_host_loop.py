@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from meigm_jax.config import from_dict
+from meigm_jax.run_loop import run
 from meigm_jax.sc2 import scenarios
 from meigm_jax.sc2.env import HostEnv
-from meigm_jax.train import run
 from meigm_jax.sc2.workers import WorkerPool
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -30,8 +30,8 @@ from __future__ import annotations
 from meigm_jax import lineup
 from meigm_jax.cli_config import group_options, load
 from meigm_jax.config import ConfigError
+from meigm_jax.envs import RACES
 
-RACES = ("protoss", "terran", "zerg")
 SIZES = ("5v5", "10v10", "10v11", "20v20", "20v23")
 SCENARIOS = tuple(f"{race}_{size}" for race in RACES for size in SIZES)  # the paper's row order
 FAMILIES = ("smax", "smacv2")

@@ -71,7 +71,7 @@ def _run_job(cfg: TrainConfig, node) -> None:
     context = HydraContext(config_loader=GlobalHydra.instance().config_loader(), callbacks=Callbacks(node))
     job = run_job(hydra_context=context, task_function=lambda _: _task(cfg), config=node,
                   job_dir_key="hydra.run.dir", job_subdir_key=None)
-    job.return_value  # re-raises what the run raised
+    job.return_value  # re-raises an unexpected error of the run (a typed one passes as _JobStopped)
 
 
 def _hydra_main() -> None:
@@ -90,6 +90,7 @@ def _hydra_main() -> None:
 
 
 def _train(overrides: list[str]) -> None:
+    """Compose, check and run ``overrides`` (a multirun: each of its jobs); raises typed errors."""
     if any(o in ("-m", "--multirun") for o in overrides):
         sys.argv = [sys.argv[0]] + overrides
         _hydra_main()

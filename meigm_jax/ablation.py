@@ -2,13 +2,13 @@
 
     python -m meigm_jax.ablation +env=smax_5v5 [preset=cpu|paper] [out=DIR] [key=value ...]
 
-Each variant trains all seeds in one vmapped program (the same ``run`` as
-``meigm_jax.train``, one run directory per variant under ``out``), then the
-final greedy evaluation is tabulated as mean ± std over seeds, and for the
-win rate and the return also as the interquartile mean (IQM) over seeds with
-its 95% stratified-bootstrap CI, printed and saved as ``ablation.md`` and
-``ablation.csv``; the runs are exported as marl-eval's raw-data JSON,
-``ablation_marl_eval.json``. ``preset=paper`` (default)
+Each variant trains all seeds in one vmapped program (the run loop of
+``meigm_jax.train``, ``meigm_jax.run_loop.run``; one run directory per
+variant under ``out``), then the final greedy evaluation is tabulated as
+mean ± std over seeds, and for the win rate and the return also as the
+interquartile mean (IQM) over seeds with its 95% stratified-bootstrap CI,
+printed and saved as ``ablation.md`` and ``ablation.csv``; the runs are
+exported as marl-eval's raw-data JSON, ``ablation_marl_eval.json``. ``preset=paper`` (default)
 keeps the environment's paper-scale settings; ``preset=cpu`` is a small run
 that finishes on a 2-core machine (not converged). Other ``key=value``
 overrides apply to every variant.
@@ -43,7 +43,7 @@ def cells(argv: list[str]) -> tuple[lineup.Options, list[lineup.Cell]]:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    return lineup.command(argv, cells, "ablation", markdown_table)
+    return lineup.main(argv, cells, "ablation", markdown_table)
 
 
 def markdown_table(rows: list[dict], variants: list[lineup.Cell]) -> str:

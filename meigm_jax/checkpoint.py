@@ -35,19 +35,13 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from meigm_jax.types import FORMER_FIELD_NAMES
+from meigm_jax.errors import CheckpointError, one_line
 
 PyTree = Any
 
 _FORMAT = "meigm_jax.checkpoint/1"
 _MAX_REASON = 300
 _TMP_SUFFIX = ".orbax-checkpoint-tmp"  # orbax's name for a step still being written
-
-
-class CheckpointError(Exception):
-    """A checkpoint cannot be written or restored; the message is one line."""
-
-    def __init__(self, message: str):
-        super().__init__(_one_line(message, limit=1000))
 
 
 class _QuietOrbax(logging.Filter):
@@ -90,16 +84,9 @@ def _quiet_orbax() -> None:
     sys.unraisablehook = hook
 
 
-def _one_line(text: str, limit: int = _MAX_REASON) -> str:
-    line = " ".join(str(text).split())
-    return line if len(line) <= limit else line[: limit - 3] + "..."
-
-
 def _reason(exc: BaseException) -> str:
     """The exception as one short line: its type and the start of its message."""
-    message = str(exc).strip().splitlines()
-    first = message[0] if message else ""
-    return _one_line(f"{type(exc).__name__}: {first}" if first else type(exc).__name__)
+    return one_line(exc, _MAX_REASON, first_line=True)
 
 
 def _handlers(partial: bool = False) -> dict[str, ocp.CheckpointHandler]:

@@ -12,7 +12,6 @@ each of its jobs.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -22,7 +21,6 @@ from meigm_jax.config import ConfigError, TrainConfig, defaults_dict, from_dict,
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 GROUPS = ("alg", "env")
-EXIT_BAD_INPUT = 2
 
 
 def register_base() -> None:
@@ -131,7 +129,3 @@ def load(overrides: list[str]) -> TrainConfig:
     with hydra_context():
         return from_composed(compose(overrides))
 
-
-def exit_bad_input(message: str) -> None:
-    print(message, file=sys.stderr)
-    raise SystemExit(EXIT_BAD_INPUT)

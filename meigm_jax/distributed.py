@@ -18,13 +18,9 @@ import socket
 import time
 from typing import Mapping
 
-from meigm_jax.errors import ConfigError
+from meigm_jax.errors import ConfigError, DistributedError
 
 VARIABLES = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
-
-
-class DistributedError(RuntimeError):
-    """The processes could not be joined; the message is one line."""
 
 
 def from_environment(environ: Mapping[str, str] = os.environ) -> dict:

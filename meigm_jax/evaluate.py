@@ -17,9 +17,10 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
+from meigm_jax import console
 from meigm_jax import run_dir as run_dirs
-from meigm_jax.cli_config import exit_bad_input
-from meigm_jax.config import ConfigError, from_dict
+from meigm_jax.config import from_dict
+from meigm_jax.errors import CheckpointError, ConfigError, report
 
 KEYS = ("run_dir", "episodes", "render", "out", "seed")
 
@@ -69,7 +70,7 @@ def evaluate_run(args: EvalArgs) -> list[dict]:
     import jax
     import numpy as np
 
-    from meigm_jax.checkpoint import CheckpointError, restore_latest
+    from meigm_jax.checkpoint import restore_latest
     from meigm_jax.seeds import seed_keys
     from meigm_jax.trainer import make_train
 
@@ -100,7 +101,7 @@ def evaluate_run(args: EvalArgs) -> list[dict]:
         if trainer.spec.has_win:
             row["win_rate"] = float(stats.win_sum[i] / stats.episodes[i])
         rows.append(row)
-    _print_table(cfg, trainer.spec.has_win, rows, meta)
+    console.print_evaluation(cfg.alg.name, cfg.env.name, trainer.spec.has_win, rows, meta)
     if args.render:
         path = args.out or args.run_dir / "episode.gif"
         frames = render_episode(trainer, jax.tree.map(lambda x: x[0], state.params), base, path)
@@ -127,29 +128,13 @@ def render_episode(trainer, params, key, path: Path) -> int:
                                   first_env(trace.actions)[:length], Path(path))
 
 
-def _print_table(cfg, has_win: bool, rows: list[dict], meta: dict) -> None:
-    import numpy as np
-
-    print(f"{cfg.alg.name} on {cfg.env.name}: checkpoint of chunk {meta.get('chunk')}, "
-          f"{rows[0]['episodes']} greedy episode(s) per seed")
-    header = f"{'seed':>5} {'env_steps':>10} {'return':>10} {'length':>8}"
-    print(header + (f" {'win_rate':>9}" if has_win else ""))
-    for row in rows:
-        line = f"{row['seed_index']:>5} {row['env_steps']:>10,} {row['return']:>10.3f} {row['length']:>8.1f}"
-        print(line + (f" {row['win_rate']:>9.3f}" if has_win else ""))
-    ret = np.array([r["return"] for r in rows])
-    line = f"{'all':>5} {'':>10} {ret.mean():>10.3f} {np.mean([r['length'] for r in rows]):>8.1f}"
-    if has_win:
-        line += f" {np.mean([r['win_rate'] for r in rows]):>9.3f}"
-    print(line + f"   (return ± {ret.std():.3f} over {len(rows)} seed(s))")
-
-
 def main(argv: list[str] | None = None) -> list[dict]:
+    """The command: bad input ends it with one line on stderr and exit code 2."""
     try:
         args = parse_args(list(sys.argv[1:] if argv is None else argv))
         return evaluate_run(args)
     except ConfigError as exc:
-        exit_bad_input(str(exc))
+        sys.exit(report(exc))
 
 
 if __name__ == "__main__":

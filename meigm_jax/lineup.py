@@ -3,7 +3,7 @@ paper-table commands (``meigm_jax.ablation`` for Tables 3 and 4,
 ``meigm_jax.table2`` for Table 2).
 
 A line-up is a list of cells, each one (env, alg) run with all its seeds in
-one vmapped program (``meigm_jax.train.run``) and its own run directory
+one vmapped program (``meigm_jax.run_loop.run``) and its own run directory
 under ``out``. Every cell's config is validated before anything is
 compiled. Each cell becomes one row: mean ± std over seeds of its final
 greedy evaluation and, for the win rate and the return, the interquartile
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import os
 import sys
 import time
 from pathlib import Path
@@ -32,8 +33,8 @@ import numpy as np
 
 from meigm_jax import marl_eval, stats
 from meigm_jax import run_dir as run_dirs
-from meigm_jax.cli_config import exit_bad_input
-from meigm_jax.config import ConfigError, TrainConfig, to_dict
+from meigm_jax.config import TrainConfig, to_dict
+from meigm_jax.errors import RUN_ERRORS, ConfigError, DistributedError, RunDirError, report
 from meigm_jax.run_dir import evaluations
 
 # Every line-up's presets: "paper" keeps each cell's env and alg settings (the
@@ -110,30 +111,35 @@ def parse(argv: list[str], list_options: tuple[str, ...] = (),
     return Options(preset, out, flags["from_runs"], flags["resume"], choices, rest)
 
 
-def command(argv: list[str] | None, build: Callable, stem: str, markdown: Callable) -> list[dict]:
-    """A paper-table command: ``build(argv) -> (Options, cells)`` validates every
-    cell (one line and exit 2 on bad input), then the cells are trained or
-    read and the table ``markdown(rows, cells)`` is printed and saved as
-    ``stem.md`` and ``stem.csv``, the runs as ``stem_marl_eval.json``."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        options, cells = build(argv)
-    except ConfigError as exc:
-        exit_bad_input(str(exc))
+def tabulate(argv: list[str], build: Callable, stem: str, markdown: Callable) -> list[dict]:
+    """A paper-table line-up: ``build(argv) -> (Options, cells)`` validates every
+    cell, then the cells are trained or read and the table ``markdown(rows,
+    cells)`` is printed and saved as ``stem.md`` and ``stem.csv``, the runs as
+    ``stem_marl_eval.json``. Raises ConfigError on bad input, before any cell
+    trains, and what a cell's run raises (``errors.RUN_ERRORS``)."""
+    options, cells = build(argv)
     envs = {cell.config.env.name for cell in cells}
     name = f"{stem}/{envs.pop()}" if len(envs) == 1 else stem
     out = options.out or Path("outputs") / name / time.strftime("%Y%m%d-%H%M%S")
     if options.from_runs:
         rows = rows_from_runs(cells, out)
     else:
-        try:
-            steps = plan(cells, out, options.resume)
-        except ConfigError as exc:
-            exit_bad_input(str(exc))
-        rows = run_lineup(steps, out)
+        rows = run_lineup(plan(cells, out, options.resume), out)
     save(out, stem, markdown(rows, cells), rows)
     export_marl_eval(out, stem, cells)
     return rows
+
+
+def main(argv: list[str] | None, build: Callable, stem: str, markdown: Callable) -> list[dict]:
+    """The main of a paper-table command (``tabulate``): a typed error ends it
+    with its one line on stderr and its exit code."""
+    try:
+        return tabulate(list(sys.argv[1:] if argv is None else argv), build, stem, markdown)
+    except RUN_ERRORS as exc:
+        code = report(exc)
+        if isinstance(exc, DistributedError):
+            os._exit(code)  # a half-joined JAX client can block a normal exit
+        sys.exit(code)
 
 
 def export_marl_eval(out: Path, stem: str, cells: list[Cell]) -> Path | None:
@@ -143,7 +149,7 @@ def export_marl_eval(out: Path, stem: str, cells: list[Cell]) -> Path | None:
     sources = [marl_eval.Source(out / c.subdir, c.config.env.name, c.config.alg.name) for c in cells]
     try:
         path = marl_eval.write(sources, out / f"{stem}_marl_eval.json")
-    except run_dirs.RunDirError as exc:
+    except RunDirError as exc:
         print(f"warning: no marl-eval export: {exc}", file=sys.stderr)
         return None
     print(f"saved {path} (marl-eval raw data)")
@@ -195,7 +201,7 @@ def plan(cells: list[Cell], out: Path, resume: bool) -> list[Step]:
 
 def run_lineup(steps: list[Step], out: Path) -> list[dict]:
     """Train, continue or read every cell in turn; one row per cell."""
-    from meigm_jax.train import run
+    from meigm_jax.run_loop import run  # JAX only once a cell trains: from_runs=true reads files
 
     rows = []
     for number, step in enumerate(steps, 1):
@@ -238,12 +244,12 @@ def rows_from_runs(cells: list[Cell], out: Path) -> list[dict]:
         if not path.exists():
             names = [c.subdir for c in cells]
             listed = ", ".join(names[:4]) + (f", ... ({len(names)} in all)" if len(names) > 4 else "")
-            exit_bad_input(f"config error: from_runs=true but {path} does not exist; allowed: an out=DIR "
-                           f"holding a run of every cell ({listed})")
+            raise ConfigError(f"config error: from_runs=true but {path} does not exist; allowed: an out=DIR "
+                              f"holding a run of every cell ({listed})")
         runs.append(evaluations(_records(path.parent)))
     common = min(len(evals) for evals in runs)
     if common == 0:
-        exit_bad_input(f"config error: from_runs=true but a run under {out} has no evaluation yet")
+        raise ConfigError(f"config error: from_runs=true but a run under {out} has no evaluation yet")
     print(f"tabulating evaluation {common} of each run (the last one every cell reached)")
     return [table_row(cell, evals[common - 1]) for cell, evals in zip(cells, runs)]
 

@@ -53,8 +53,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 from meigm_jax.config import env_family
-from meigm_jax.plot import EXIT_BAD_INPUT, _is_number, _Parser, group_by_seed
-from meigm_jax.run_dir import RunDirError, read_config, read_records
+from meigm_jax.errors import RunDirError
+from meigm_jax.run_dir import group_by_seed, is_number, read_config, read_records
+from meigm_jax.run_dir_cli import OneLineParser, write_output
 
 DEFAULT_OUT = "marl_eval.json"
 DEFAULT_METRICS = ("test_return", "test_win_rate")
@@ -70,7 +71,7 @@ class Source(NamedTuple):
 
 
 def _finite(value) -> bool:
-    return _is_number(value) and math.isfinite(value)
+    return is_number(value) and math.isfinite(value)
 
 
 def metric_name(key: str) -> str:
@@ -152,7 +153,7 @@ def raw_data(sources: Sequence[Source], metrics: Sequence[str] = DEFAULT_METRICS
                 run = algorithm[f"run_{i}"] = {}
                 for k, rec in enumerate(seq[:steps]):
                     step_count = rec.get("env_steps")
-                    if not _is_number(step_count):
+                    if not is_number(step_count):
                         raise RunDirError(f"{src.run_dir} has an evaluation without env_steps "
                                           "(expected records written by meigm_jax.train)")
                     run[f"step_{k}"] = {"step_count": int(step_count),
@@ -174,7 +175,7 @@ def write(sources: Sequence[Source], out: str | Path, metrics: Sequence[str] = D
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _Parser(prog="python -m meigm_jax.marl_eval",
+    parser = OneLineParser(prog="python -m meigm_jax.marl_eval",
                      description="Export run directories as marl-eval's raw experiment data (JSON).")
     parser.add_argument("runs", nargs="+", metavar="PATH", help="run directory with metrics.jsonl")
     parser.add_argument("--out", default=DEFAULT_OUT, help=f"JSON file (default: {DEFAULT_OUT})")
@@ -182,13 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="record key to export, repeatable (default: test_return and "
                              "test_win_rate); exported without its test_ prefix")
     args = parser.parse_args(argv)
-    try:
-        out = write([source(d) for d in args.runs], args.out, args.metric or DEFAULT_METRICS)
-    except RunDirError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    print(out.resolve())
-    return 0
+    return write_output(lambda: write([source(d) for d in args.runs], args.out, args.metric or DEFAULT_METRICS))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ line to stderr and exits with status 2. Only numpy and matplotlib are needed
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from collections import Counter
@@ -32,9 +31,10 @@ from pathlib import Path
 import numpy as np
 
 from meigm_jax import stats
-from meigm_jax.run_dir import RunDirError, read_config, read_records
+from meigm_jax.errors import RunDirError
+from meigm_jax.run_dir import group_by_seed, is_number, read_config, read_records
+from meigm_jax.run_dir_cli import OneLineParser, write_output
 
-EXIT_BAD_INPUT = 2
 DEFAULT_OUT = "learning_curves.png"
 STATS = {"iqm": "IQM over seeds, 95% stratified-bootstrap CI", "mean": "mean ± std over seeds"}
 DEFAULT_STAT = "iqm"
@@ -42,40 +42,15 @@ DEFAULT_STAT = "iqm"
 _NOT_METRICS = ("seed", "seed_index")
 
 
-# Bad input, from reading a run or from plotting: one line saying what is
-# wrong and what is allowed.
-PlotError = RunDirError
-
-
-def _is_number(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
-
-
 def available_metrics(records: Iterable[dict]) -> set[str]:
     """Keys with at least one numeric, non-null value (seed ids excluded)."""
     return {k for rec in records for k, v in rec.items()
-            if k not in _NOT_METRICS and _is_number(v)}
-
-
-def group_by_seed(records: Sequence[dict]) -> list[list[dict]]:
-    """Each seed's evaluations in order. A resumed run appends evaluations that
-    restart from its checkpoint: when env_steps goes back, the later records
-    replace the earlier ones from that point on."""
-    seeds: dict = {}
-    for rec in records:
-        key = rec.get("seed_index", rec.get("seed", 0))
-        kept = seeds.setdefault(key, [])
-        steps = rec.get("env_steps")
-        if _is_number(steps):
-            while kept and _is_number(kept[-1].get("env_steps")) and kept[-1]["env_steps"] >= steps:
-                kept.pop()
-        kept.append(rec)
-    return [seeds[k] for k in sorted(seeds, key=lambda k: (str(type(k)), k))]
+            if k not in _NOT_METRICS and is_number(v)}
 
 
 def _value(rec: dict, key: str) -> float:
     v = rec.get(key)
-    return float(v) if _is_number(v) else math.nan
+    return float(v) if is_number(v) else math.nan
 
 
 def seed_matrix(records: Sequence[dict], metric: str) -> tuple[np.ndarray, np.ndarray]:
@@ -130,7 +105,7 @@ def curve(steps: np.ndarray, values: np.ndarray, stat: str = DEFAULT_STAT,
     if stat == "mean":
         mean_steps, mean, std = mean_std(steps, values)
         return mean_steps, mean, mean - std, mean + std
-    raise PlotError(f"stat {stat!r} is not allowed (allowed: {', '.join(STATS)})")
+    raise RunDirError(f"stat {stat!r} is not allowed (allowed: {', '.join(STATS)})")
 
 
 def run_label(run_dir: str | Path) -> str:
@@ -138,18 +113,6 @@ def run_label(run_dir: str | Path) -> str:
     alg = read_config(run_dir).get("alg")
     name = alg.get("name") if isinstance(alg, dict) else None
     return str(name) if name else Path(run_dir).name
-
-
-def load_curves(run_dir: str | Path, metric: str) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
-    """(label, steps, mean, std) of ``metric`` for one run: label is the
-    algorithm name, steps the mean env_steps of each evaluation index, mean and
-    std the metric over seeds there (std with ddof=0)."""
-    records = read_records(run_dir)
-    if metric not in available_metrics(records):
-        allowed = ", ".join(sorted(available_metrics(records))) or "none"
-        raise PlotError(f"run {run_dir} has no metric {metric!r} (it has: {allowed})")
-    steps, mean, std = mean_std(*seed_matrix(records, metric))
-    return run_label(run_dir), steps, mean, std
 
 
 def default_metric(records_per_run: Sequence[Sequence[dict]]) -> str:
@@ -191,23 +154,23 @@ def build_figure(run_dirs: Sequence[str | Path], metric: str | None = None,
     ``log_y``: a logarithmic y axis (for a metric such as alpha that spans
     decades); every drawn value must then be > 0.
 
-    Returns (figure, metric). Raises PlotError on bad input.
+    Returns (figure, metric). Raises RunDirError on bad input.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     run_dirs = list(run_dirs)
     if not run_dirs:
-        raise PlotError("no run directories given (expected one or more run directories)")
+        raise RunDirError("no run directories given (expected one or more run directories)")
     if stat not in STATS:
-        raise PlotError(f"stat {stat!r} is not allowed (allowed: {', '.join(STATS)})")
+        raise RunDirError(f"stat {stat!r} is not allowed (allowed: {', '.join(STATS)})")
     records = [read_records(d) for d in run_dirs]
     if metric is None:
         metric = default_metric(records)
     have = [metric in available_metrics(r) for r in records]
     if not any(have):
         allowed = set().union(*(available_metrics(r) for r in records))
-        raise PlotError(f"no run has metric {metric!r} (available: {', '.join(sorted(allowed))})")
+        raise RunDirError(f"no run has metric {metric!r} (available: {', '.join(sorted(allowed))})")
     for d, ok in zip(run_dirs, have):
         if not ok:
             print(f"warning: run {d} has no metric {metric!r}; not drawn", file=sys.stderr)
@@ -221,7 +184,7 @@ def build_figure(run_dirs: Sequence[str | Path], metric: str | None = None,
             continue
         steps, values = seed_matrix(recs, metric)
         if log_y and np.any(values[np.isfinite(values)] <= 0):
-            raise PlotError(f"--log-y needs {metric} > 0, and run {d} has values <= 0 "
+            raise RunDirError(f"--log-y needs {metric} > 0, and run {d} has values <= 0 "
                             f"(plot it without --log-y, or leave that run out)")
         steps, center, low, high = curve(steps, values, stat=stat, reps=reps)
         (line,) = ax.plot(steps, center, label=label, linewidth=1.6)
@@ -246,7 +209,7 @@ def plot_runs(run_dirs: Sequence[str | Path], metric: str | None = None,
 
     ``metric`` None: test_win_rate when every run has it, else test_return.
     ``stat``: "iqm" (IQM with its 95% CI) or "mean" (mean ± std).
-    ``log_y``: logarithmic y axis. Raises PlotError on bad input.
+    ``log_y``: logarithmic y axis. Raises RunDirError on bad input.
     """
     fig, _ = build_figure(run_dirs, metric, stat, log_y=log_y)
     out = Path(out)
@@ -255,15 +218,8 @@ def plot_runs(run_dirs: Sequence[str | Path], metric: str | None = None,
     return out
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, exit 2 (argparse's default is usage + error)
-        usage = " ".join(self.format_usage().split()[1:])
-        print(f"{self.prog}: error: {message} (usage: {usage})", file=sys.stderr)
-        raise SystemExit(EXIT_BAD_INPUT)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _Parser(prog="python -m meigm_jax.plot",
+    parser = OneLineParser(prog="python -m meigm_jax.plot",
                      description="Learning curves (IQM with its 95% CI, or mean ± std, over seeds) "
                                  "of one or more runs.")
     parser.add_argument("runs", nargs="+", metavar="PATH", help="run directory with metrics.jsonl")
@@ -277,13 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="logarithmic y axis (e.g. --metric alpha); every value must be > 0")
     parser.add_argument("--out", default=DEFAULT_OUT, help=f"PNG file (default: {DEFAULT_OUT})")
     args = parser.parse_args(argv)
-    try:
-        out = plot_runs(args.runs, args.metric, args.out, args.stat, log_y=args.log_y)
-    except PlotError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    print(out.resolve())
-    return 0
+    return write_output(lambda: plot_runs(args.runs, args.metric, args.out, args.stat, log_y=args.log_y))
 
 
 if __name__ == "__main__":

@@ -37,19 +37,10 @@ from meigm_jax.types import ChunkMetrics
 # device's block only (devices never talk), also where a block's seeds run
 # in turn, without a vmap.
 DEVICE_AXIS = "devices"
-EXIT_INTERRUPTED = 130
-
-
-class Interrupted(Exception):
-    """A signal stopped a run mid-chunk; ``state`` is its last consistent state."""
-
-    def __init__(self, signal_name: str, state: Any = None):
-        super().__init__(signal_name)
-        self.state = state
 
 
 class RunProgram(Protocol):
-    """What the run loop (``meigm_jax.train.run``) drives, whoever steps the envs.
+    """What the run loop (``meigm_jax.run_loop.run``) drives, whoever steps the envs.
 
     Entering it (``with program:``) readies it: compiles, or starts the
     workers that step the envs; leaving it releases them. Then ``state`` is

@@ -80,7 +80,3 @@ def sample(state: ReplayState, key: jax.Array, batch_size: int) -> Episodes:
     scores = jnp.where(jnp.arange(capacity) < state.size, scores, -1.0)
     _, idx = jax.lax.top_k(scores, batch_size)
     return jax.tree.map(lambda buf: buf[idx], state.data)
-
-
-def nbytes(state: ReplayState) -> int:
-    return sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(state.data))

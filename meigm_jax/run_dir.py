@@ -6,7 +6,7 @@
     RUN/table1.md       the matrix game's end-of-run report (that env only)
 
 Writing (``write_config``, ``MetricsWriter``), reading (``read_config``,
-``read_records``, ``evaluations``) and the checks that guard a run against
+``read_records``, ``evaluations``, ``group_by_seed``) and the checks that guard a run against
 being overwritten or resumed as another experiment (``check_new``,
 ``check_resumable``) live here; every command goes through them. Nothing here
 imports JAX, so the plotting and reading commands stay free of it.
@@ -18,10 +18,11 @@ import json
 import math
 import tempfile
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, TextIO
 
 from meigm_jax.config import defaults_dict
-from meigm_jax.errors import ConfigError
+from meigm_jax.errors import ConfigError, RunDirError
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
@@ -31,10 +32,6 @@ CHECKPOINTS = "checkpoints"
 # what the remaining chunks compute.
 RESUMABLE_CHANGES = ("resume", "total_timesteps", "wandb", "checkpoint", "distributed",
                      "distributed_timeout")
-
-
-class RunDirError(ValueError):
-    """A run directory that cannot be read as asked; the message is one line."""
 
 
 def config_path(run_dir: Path) -> Path:
@@ -124,6 +121,27 @@ def read_records(run_dir: Path, required: bool = True) -> list[dict]:
     if not records and required:
         raise RunDirError(f"{path} has no records (expected one JSON object per evaluation per seed)")
     return records
+
+
+def is_number(x) -> bool:
+    """A numeric record value (a bool is not one)."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def group_by_seed(records: Sequence[dict]) -> list[list[dict]]:
+    """Each seed's evaluations in order. A resumed run appends evaluations that
+    restart from its checkpoint: when env_steps goes back, the later records
+    replace the earlier ones from that point on."""
+    seeds: dict = {}
+    for rec in records:
+        key = rec.get("seed_index", rec.get("seed", 0))
+        kept = seeds.setdefault(key, [])
+        steps = rec.get("env_steps")
+        if is_number(steps):
+            while kept and is_number(kept[-1].get("env_steps")) and kept[-1]["env_steps"] >= steps:
+                kept.pop()
+        kept.append(rec)
+    return [seeds[k] for k in sorted(seeds, key=lambda k: (str(type(k)), k))]
 
 
 def evaluations(records: list[dict]) -> list[list[dict]]:

@@ -76,7 +76,7 @@ def cells(argv: list[str]) -> tuple[lineup.Options, list[lineup.Cell]]:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    return lineup.command(argv, cells, "table2", markdown_table)
+    return lineup.main(argv, cells, "table2", markdown_table)
 
 
 def markdown_table(rows: list[dict], grid: list[lineup.Cell]) -> str:

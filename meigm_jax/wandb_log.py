@@ -27,21 +27,14 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Self
 
-MODES = ("offline", "online", "disabled")
+from meigm_jax.config import WANDB_MODES
+from meigm_jax.errors import WandbError, one_line
+
 # Record keys that are run identity (in the run's config), not metrics.
 _NOT_LOGGED = ("seed", "seed_index")
 _GROUP_MAX = 128  # W&B's limit on a group name
 # Loggers with runs not yet finished; the last to finish tears wandb down.
 _LIVE: set[int] = set()
-
-
-class WandbError(RuntimeError):
-    """W&B cannot be used as configured; the message is one line."""
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def default_group(run_dir: Path) -> str:
@@ -82,8 +75,8 @@ class WandbLogger:
 
     def __init__(self, config: dict, run_dir: Path, num_seeds: int, mode: str, project: str,
                  entity: str | None, group: str | None, tags: tuple[str, ...]):
-        if mode not in MODES:
-            raise WandbError(f"wandb.mode={mode!r} is not one of {', '.join(MODES)}")
+        if mode not in WANDB_MODES:
+            raise WandbError(f"wandb.mode={mode!r} is not one of {', '.join(WANDB_MODES)}")
         self.mode = mode
         self.run_dir = Path(run_dir)
         self.num_seeds = int(num_seeds)
@@ -119,7 +112,7 @@ class WandbLogger:
                 run.define_metric("*", step_metric="env_steps")
         except Exception as exc:
             self.finish()
-            raise WandbError(f"wandb.init ({mode}) failed: {_one_line(exc)}; check "
+            raise WandbError(f"wandb.init ({mode}) failed: {one_line(exc)}; check "
                              "WANDB_API_KEY / network, or use wandb.mode=offline") from exc
 
     @staticmethod
@@ -134,7 +127,7 @@ class WandbLogger:
             logged_in = wandb.login(prompt=False, verify=True)
         except Exception as exc:
             raise WandbError(f"wandb.mode=online but W&B login could not be verified "
-                             f"({_one_line(exc)}); check WANDB_API_KEY and the network, "
+                             f"({one_line(exc)}); check WANDB_API_KEY and the network, "
                              "or use wandb.mode=offline") from exc
         if not logged_in:
             raise WandbError("wandb.mode=online but no W&B credentials were found (set "

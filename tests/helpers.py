@@ -1,6 +1,10 @@
-"""Small shared builders for the unit tests: a fake env spec and random padded episodes."""
+"""Small shared builders for the unit tests: a fake env spec, random padded
+episodes and run directories of made-up metrics."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
@@ -128,3 +132,39 @@ def perturbed(params, seed: int, scale: float):
     leaves, tree = jax.tree.flatten(params)
     keys = jax.random.split(jax.random.PRNGKey(seed), len(leaves))
     return jax.tree.unflatten(tree, [p + scale * jax.random.normal(k, p.shape) for p, k in zip(leaves, keys)])
+
+
+# Run directories of made-up metrics, for the commands that read runs (plot, marl_eval).
+NUM_EVALS = 6
+
+
+def fake_win_rate(run: int, seed: int, k: int) -> float:
+    """``make_run``'s win rate of seed ``seed`` at evaluation ``k`` of run ``run``."""
+    return min(1.0, 0.1 * k + 0.05 * seed + 0.02 * run)
+
+
+def fake_return(run: int, seed: int, k: int) -> float:
+    """``make_run``'s return of seed ``seed`` at evaluation ``k`` of run ``run``."""
+    return 2.0 * k + seed - run
+
+
+def make_run(root: Path, name: str, alg: str, env: str = "smax_5v5", num_seeds: int = 3,
+             run: int = 0, wins: bool = True) -> Path:
+    """A run directory like meigm_jax.train writes: seeds interleaved per evaluation,
+    env_steps differing slightly between seeds."""
+    run_dir = root / name
+    run_dir.mkdir(parents=True)
+    config = {"alg": {"name": alg}, "env": {"name": env}, "seed": 0, "num_seeds": num_seeds,
+              "wandb": {"mode": "offline"}}
+    (run_dir / "config.json").write_text(json.dumps(config, indent=2))
+    lines = []
+    for k in range(NUM_EVALS):
+        for s in range(num_seeds):
+            rec = {"seed": 0, "seed_index": s, "env_steps": 1000 * (k + 1) + 7 * s,
+                   "updates": 10 * k, "test_return": fake_return(run, s, k), "test_length": 50,
+                   "loss_q": 0.5, "loss_opt": None, "misalignment_gap": None}
+            if wins:
+                rec["test_win_rate"] = fake_win_rate(run, s, k)
+            lines.append(json.dumps(rec))
+    (run_dir / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    return run_dir

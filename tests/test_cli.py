@@ -60,6 +60,49 @@ def test_unwritable_run_dir_is_one_line_and_exit_2(capsys, tmp_path):
     assert blocker.read_text() == "not a directory"
 
 
+# The command with its run loop replaced by one that raises argv[1] (an
+# expression over meigm_jax.errors); every other argument is the command's.
+FAILING_RUN = """
+import sys
+
+from meigm_jax import errors, train
+
+error = eval(sys.argv.pop(1), vars(errors))
+
+
+def failing_run(cfg, run_dir):
+    print("run called", flush=True)
+    raise error
+
+
+train.run = failing_run
+train.main()
+"""
+
+RUN_FAILURES = [
+    ('ConfigError("config error: resume=true but RUN holds no run")', 2,
+     "config error: resume=true but RUN holds no run"),
+    ('NonFiniteLoss("error: non-finite loss in seed_index 1 at update 7; run stopped, no checkpoint was saved yet")',
+     3, "error: non-finite loss in seed_index 1 at update 7; run stopped, no checkpoint was saved yet"),
+    ('HostLoopError("error: no worker could build its environment")', 1,
+     "error: no worker could build its environment"),
+    ('Interrupted("SIGTERM")', 130, "interrupted (SIGTERM); run stopped"),
+]
+
+
+@pytest.mark.parametrize("multirun", [False, True], ids=["run", "multirun"])
+@pytest.mark.parametrize("error,code,line", RUN_FAILURES, ids=[e.split("(")[0] for e, _, _ in RUN_FAILURES])
+def test_an_error_of_the_run_loop_ends_the_command_in_its_line_and_exit_code(error, code, line, multirun,
+                                                                              tmp_path):
+    args = (["-m", "alg=qmix,me_qmix", f"hydra.sweep.dir={tmp_path / 'sweep'}"] if multirun
+            else [f"hydra.run.dir={tmp_path / 'run'}"])
+    proc = subprocess.run([sys.executable, "-c", FAILING_RUN, error, *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == code, proc.stderr[-3000:]
+    assert proc.stderr.strip().splitlines() == [line]
+    assert proc.stdout.count("run called") == 1  # a sweep stops at its first failing job
+
+
 def test_bad_input_subprocess_exit_code(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "meigm_jax.train", "td_lambda=2",
                            f"hydra.run.dir={tmp_path / 'run'}"],
@@ -165,12 +208,12 @@ def test_a_chunk_without_training_episodes_is_recorded_and_reported(tmp_path):
 
 def test_progress_line_without_training_episodes():
     from meigm_jax.cli_config import load
-    from meigm_jax.train import _progress
+    from meigm_jax.console import progress_line
 
     cfg = load(["+env=matrix_game", "num_seeds=2"])
     records = [{"env_steps": 100, "test_return": 2.0, "train_return": None, "sps": 5.0},
                {"env_steps": 100, "test_return": 4.0, "train_return": None, "sps": 5.0}]
-    line = _progress(cfg, False, records, 0.0, {})
+    line = progress_line(cfg.total_timesteps, False, records, 0.0, {})
     assert "train_return      n/a" in line and "test_return    3.000 ± 1.000" in line
     records[1]["train_return"] = 1.5
-    assert "train_return    1.500" in _progress(cfg, False, records, 0.0, {})
+    assert "train_return    1.500" in progress_line(cfg.total_timesteps, False, records, 0.0, {})

@@ -17,7 +17,7 @@ import pytest
 from meigm_jax.config import from_dict
 from meigm_jax.envs import smacv2_scenarios as scenarios
 from meigm_jax.envs.smacv2 import HostEnv
-from meigm_jax.train import run
+from meigm_jax.run_loop import run
 from meigm_jax.sc2.workers import WorkerPool
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from helpers import NUM_EVALS, fake_return, fake_win_rate, make_run
+from meigm_jax.errors import RunDirError
 from meigm_jax.marl_eval import Source, main, raw_data, source
-from meigm_jax.run_dir import RunDirError
-from test_plot import NUM_EVALS, _return, _win_rate, make_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,13 +67,13 @@ def test_runs_export_as_env_family_task_alg_run_step(tmp_path):
         assert len(run) == NUM_EVALS + 1
         for k in range(NUM_EVALS):
             assert run[f"step_{k}"] == {"step_count": 1000 * (k + 1) + 7 * s,
-                                        "return": [_return(1, s, k)], "win_rate": [_win_rate(1, s, k)]}
+                                        "return": [fake_return(1, s, k)], "win_rate": [fake_win_rate(1, s, k)]}
         last = dict(run[f"step_{NUM_EVALS - 1}"])
         del last["step_count"]
         assert run["absolute_metrics"] == last
     # No win rate on Overcooked: return only, quietly.
     assert data["overcooked"]["overcooked_cramped_room"]["qmix"]["run_1"]["step_0"] == {
-        "step_count": 1007, "return": [_return(0, 1, 0)]}
+        "step_count": 1007, "return": [fake_return(0, 1, 0)]}
 
 
 def test_uneven_runs_are_cut_to_a_common_evaluation_and_partial_metrics_left_out(tmp_path):
@@ -89,7 +89,7 @@ def test_uneven_runs_are_cut_to_a_common_evaluation_and_partial_metrics_left_out
     task = data["smax"]["smax_5v5"]
     assert all(len(run) == 4 + 1 for algo in task.values() for run in algo.values())
     assert set(task["qmix"]["run_0"]["step_3"]) == {"step_count", "return"}
-    assert task["qmix"]["run_0"]["absolute_metrics"] == {"return": [_return(0, 0, 3)]}
+    assert task["qmix"]["run_0"]["absolute_metrics"] == {"return": [fake_return(0, 0, 3)]}
     assert len(warnings) == 2
     assert "first 4 evaluations" in warnings[0]
     assert "leaving out win_rate" in warnings[1] and str(short) in warnings[1]
@@ -153,4 +153,4 @@ def test_marl_eval_reads_the_export_when_installed(tmp_path):
                                                 metrics_to_normalize=["return"])
     assert final["mean_win_rate"]["qmix"].shape == (3, 2)
     assert curves["mean_win_rate"]["me_qmix"].shape == (3, 2, NUM_EVALS)
-    assert final["mean_win_rate"]["qmix"][1, 0] == pytest.approx(_win_rate(0, 1, NUM_EVALS - 1))
+    assert final["mean_win_rate"]["qmix"][1, 0] == pytest.approx(fake_win_rate(0, 1, NUM_EVALS - 1))

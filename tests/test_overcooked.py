@@ -14,9 +14,11 @@ from meigm_jax.envs import OVERCOOKED_LAYOUTS, make_env
 from meigm_jax.envs.base import global_state
 from meigm_jax.networks.model import build_networks, init_params
 from meigm_jax.rollout import make_act, rollout
-from meigm_jax.train import main, run
+from meigm_jax.errors import EXIT_BAD_INPUT, error_line
 from meigm_jax.replay import replay_bytes_per_seed
+from meigm_jax.run_loop import run
 from meigm_jax.seeds import check_fits
+from meigm_jax.train import main
 from meigm_jax.trainer import make_train, shaping_weight
 
 # Real grid sizes (H, W): jaxmarl's observation_space reports them transposed.
@@ -119,10 +121,10 @@ def test_paper_replay_fits_uint8_and_oversized_replay_is_refused():
 
 def test_oversized_replay_exits_2_before_writing(tmp_path, capsys):
     run_dir = tmp_path / "run"
-    with pytest.raises(SystemExit) as exc:
+    with pytest.raises(ConfigError) as exc:
         run(load(["+env=overcooked_counter_circuit", "buffer_size=200000"]), run_dir)
-    assert exc.value.code == 2
-    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.exit_code == EXIT_BAD_INPUT == 2
+    err = error_line(exc.value).strip().splitlines()
     assert len(err) == 1 and "does not fit" in err[0]
     assert not run_dir.exists()
 

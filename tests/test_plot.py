@@ -8,44 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from meigm_jax.plot import PlotError, build_figure, curve, load_curves, main, plot_runs, seed_matrix
+from helpers import NUM_EVALS, fake_return, fake_win_rate, make_run
+from meigm_jax.errors import RunDirError
+from meigm_jax.plot import build_figure, curve, main, mean_std, plot_runs, run_label, seed_matrix
 from meigm_jax.run_dir import read_records
 from meigm_jax.stats import iqm, iqm_ci
 
 ROOT = Path(__file__).resolve().parents[1]
-NUM_EVALS = 6
-
-
-def _win_rate(run: int, seed: int, k: int) -> float:
-    return min(1.0, 0.1 * k + 0.05 * seed + 0.02 * run)
-
-
-def _return(run: int, seed: int, k: int) -> float:
-    return 2.0 * k + seed - run
-
-
-def make_run(root: Path, name: str, alg: str, env: str = "smax_5v5", num_seeds: int = 3,
-             run: int = 0, wins: bool = True) -> Path:
-    """A run directory like meigm_jax.train writes: seeds interleaved per evaluation,
-    env_steps differing slightly between seeds."""
-    run_dir = root / name
-    run_dir.mkdir(parents=True)
-    config = {"alg": {"name": alg}, "env": {"name": env}, "seed": 0, "num_seeds": num_seeds,
-              "wandb": {"mode": "offline"}}
-    (run_dir / "config.json").write_text(json.dumps(config, indent=2))
-    lines = []
-    for k in range(NUM_EVALS):
-        for s in range(num_seeds):
-            rec = {"seed": 0, "seed_index": s, "env_steps": 1000 * (k + 1) + 7 * s,
-                   "updates": 10 * k, "test_return": _return(run, s, k), "test_length": 50,
-                   "loss_q": 0.5, "loss_opt": None, "misalignment_gap": None}
-            if wins:
-                rec["test_win_rate"] = _win_rate(run, s, k)
-            lines.append(json.dumps(rec))
-    (run_dir / "metrics.jsonl").write_text("\n".join(lines) + "\n")
-    return run_dir
-
-
 def test_plot_runs_writes_png_with_one_curve_per_run(tmp_path):
     runs = [make_run(tmp_path, "a", "me_qmix", run=0),
             make_run(tmp_path, "b", "qmix", run=1),
@@ -71,7 +40,7 @@ def test_plot_runs_writes_png_with_one_curve_per_run(tmp_path):
     assert ax.get_title() == "smax_5v5\nIQM over seeds, 95% stratified-bootstrap CI"
     # The IQM of 3 seeds is their mean.
     np.testing.assert_allclose(ax.lines[0].get_ydata(),
-                               [np.mean([_win_rate(0, s, k) for s in range(3)])
+                               [np.mean([fake_win_rate(0, s, k) for s in range(3)])
                                 for k in range(NUM_EVALS)])
 
 
@@ -82,7 +51,7 @@ def _band(ax, i):
 
 def test_stat_iqm_draws_the_iqm_and_its_ci_and_mean_the_mean_and_std(tmp_path):
     run_dir = make_run(tmp_path, "r", "me_qmix", num_seeds=5, run=1)
-    values = np.array([[_return(1, s, k) for k in range(NUM_EVALS)] for s in range(5)])
+    values = np.array([[fake_return(1, s, k) for k in range(NUM_EVALS)] for s in range(5)])
     values[4] += 40.0  # an outlier seed: the IQM leaves it out, the mean does not
     lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     for rec in lines:
@@ -107,7 +76,7 @@ def test_stat_iqm_draws_the_iqm_and_its_ci_and_mean_the_mean_and_std(tmp_path):
     steps, center, low, high = curve(*seed_matrix(read_records(run_dir), "test_return"), stat="mean")
     np.testing.assert_allclose(center, values.mean(axis=0))
     np.testing.assert_allclose(high - center, values.std(axis=0))
-    with pytest.raises(PlotError, match="stat 'median' is not allowed"):
+    with pytest.raises(RunDirError, match="stat 'median' is not allowed"):
         build_figure([run_dir], stat="median")
 
 
@@ -137,11 +106,12 @@ def test_default_metric_falls_back_to_test_return_and_labels_disambiguate(tmp_pa
     assert [line.get_label() for line in fig.axes[0].lines] == ["qmix (run1)", "qmix (run2)"]
 
 
-def test_load_curves_mean_std_match_numpy(tmp_path):
+def test_mean_std_curve_matches_numpy(tmp_path):
     run_dir = make_run(tmp_path, "r", "me_qmix", num_seeds=4, run=1)
-    label, steps, mean, std = load_curves(run_dir, "test_return")
+    label = run_label(run_dir)
+    steps, mean, std = mean_std(*seed_matrix(read_records(run_dir), "test_return"))
     assert label == "me_qmix"
-    values = np.array([[_return(1, s, k) for k in range(NUM_EVALS)] for s in range(4)])
+    values = np.array([[fake_return(1, s, k) for k in range(NUM_EVALS)] for s in range(4)])
     env_steps = np.array([[1000 * (k + 1) + 7 * s for k in range(NUM_EVALS)] for s in range(4)])
     np.testing.assert_allclose(mean, values.mean(axis=0))
     np.testing.assert_allclose(std, values.std(axis=0))
@@ -149,7 +119,7 @@ def test_load_curves_mean_std_match_numpy(tmp_path):
     assert len(steps) == NUM_EVALS
 
 
-def test_load_curves_nulls_uneven_seeds_and_resume(tmp_path):
+def test_mean_std_curve_nulls_uneven_seeds_and_resume(tmp_path):
     run_dir = tmp_path / "r"
     run_dir.mkdir()
     recs = [
@@ -162,7 +132,8 @@ def test_load_curves_nulls_uneven_seeds_and_resume(tmp_path):
         {"seed_index": 0, "env_steps": 190, "test_return": 2.0},
     ]
     (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs) + '{"trunc')
-    label, steps, mean, std = load_curves(run_dir, "test_return")
+    label = run_label(run_dir)
+    steps, mean, std = mean_std(*seed_matrix(read_records(run_dir), "test_return"))
     assert label == "r"  # no config.json: the directory name
     np.testing.assert_allclose(steps, [105, 200])
     np.testing.assert_allclose(mean, [2.0, 3.5])
@@ -171,12 +142,10 @@ def test_load_curves_nulls_uneven_seeds_and_resume(tmp_path):
 
 def test_bad_input_raises_plot_error(tmp_path):
     run = make_run(tmp_path, "a", "qmix")
-    with pytest.raises(PlotError, match="not a run directory"):
+    with pytest.raises(RunDirError, match="not a run directory"):
         plot_runs([tmp_path / "missing"], out=tmp_path / "x.png")
-    with pytest.raises(PlotError, match=r"no run has metric 'nope' \(available: .*test_return"):
+    with pytest.raises(RunDirError, match=r"no run has metric 'nope' \(available: .*test_return"):
         plot_runs([run], metric="nope", out=tmp_path / "x.png")
-    with pytest.raises(PlotError, match="no metric 'nope'"):
-        load_curves(run, "nope")
     assert not (tmp_path / "x.png").exists()
 
 
@@ -224,7 +193,7 @@ def test_log_y_draws_a_log_axis_and_refuses_values_at_or_below_zero(tmp_path, ca
     assert build_figure([run], "alpha")[0].axes[0].get_yscale() == "linear"
 
     hard = make_run(tmp_path, "q", "qmix")  # test_return is 0 at the first evaluation of seed 0
-    with pytest.raises(PlotError, match=r"--log-y needs test_return > 0, and run .*q has values <= 0"):
+    with pytest.raises(RunDirError, match=r"--log-y needs test_return > 0, and run .*q has values <= 0"):
         build_figure([hard], "test_return", log_y=True)
     assert main([str(run), "--metric", "alpha", "--log-y", "--out", str(tmp_path / "a.png")]) == 0
     assert (tmp_path / "a.png").is_file()

@@ -15,7 +15,8 @@ import pytest
 
 from meigm_jax.checkpoint import restore_latest
 from meigm_jax.cli_config import load
-from meigm_jax.train import EXIT_NON_FINITE, run
+from meigm_jax.errors import EXIT_NON_FINITE, NonFiniteLoss, error_line
+from meigm_jax.run_loop import run
 from meigm_jax.seeds import seed_keys
 from meigm_jax.trainer import make_train
 
@@ -110,10 +111,11 @@ def test_non_finite_loss_stops_naming_seed_and_update(tmp_path, capsys):
     run_dir = tmp_path / "run"
     # Adam's steps are about lr each: at lr 1e30 the Q-values overflow at once.
     cfg = load([*RUN[:-3], "lr=1e30", "wandb.mode=disabled"])
-    with pytest.raises(SystemExit) as exc:
+    with pytest.raises(NonFiniteLoss) as exc:
         run(cfg, run_dir)
-    assert exc.value.code == EXIT_NON_FINITE
-    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.exit_code == EXIT_NON_FINITE
+    assert capsys.readouterr().err == ""  # the line is the command's to print
+    err = error_line(exc.value).strip().splitlines()
     assert len(err) == 1 and "non-finite loss in seed_index" in err[0] and "at update" in err[0], err
     update = int(err[0].split("at update ")[1].split(";")[0])
     assert update >= 1

@@ -20,8 +20,8 @@ greedy episodes are run; each metrics record also counts
 A worker that crashes or does not answer within ``host.worker_timeout`` s is
 killed and restarted (``workers.WorkerPool``); its partial episode is dropped.
 Workers that cannot start, and rollouts that keep finishing no episode, end
-the run with an ``errors.HostStepError``.
-Ctrl-C / SIGTERM raise ``program.Interrupted`` with the last consistent
+the run with an ``errors.HostLoopError``.
+Ctrl-C / SIGTERM raise ``errors.Interrupted`` with the last consistent
 state, which the run loop saves as a final checkpoint; leaving the program
 closes every worker (and its StarCraft II).
 """
@@ -38,8 +38,7 @@ from typing import Any, Callable, Mapping, NamedTuple
 import numpy as np
 
 from meigm_jax.config import TrainConfig
-from meigm_jax.errors import HostStepError
-from meigm_jax.program import Interrupted
+from meigm_jax.errors import HostLoopError, Interrupted
 from meigm_jax.envs.smacv2 import HostEnv
 from meigm_jax.sc2.workers import STARTUP_TIMEOUT_S, WorkerFailed, WorkerPool
 
@@ -192,7 +191,7 @@ class HostProgram:
             check_fits(cfg, spec, jax.devices())
         except WorkerFailed as exc:
             self.__exit__(None, None, None)
-            raise HostStepError(str(exc)) from exc
+            raise HostLoopError(f"error: {exc}") from exc
         except BaseException:
             self.__exit__(None, None, None)
             raise
@@ -250,8 +249,8 @@ class HostProgram:
             self.dropped += batch.dropped
             empty = 0 if batch.count else empty + 1
             if empty >= MAX_EMPTY_ROLLOUTS:
-                raise HostStepError(f"{MAX_EMPTY_ROLLOUTS} rollouts in a row without a finished episode "
-                                    f"({self.pool.restarts} worker restarts); stopping")
+                raise HostLoopError(f"error: {MAX_EMPTY_ROLLOUTS} rollouts in a row without a finished "
+                                    f"episode ({self.pool.restarts} worker restarts); stopping")
             if batch.count == 0:
                 state = self._latest = state._replace(key=key)
                 continue

@@ -27,12 +27,9 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from meigm_jax.errors import WorkerFailed, one_line
+
 STARTUP_TIMEOUT_S = 300.0  # StarCraft II launch + map load can take minutes on a busy host
-
-
-def _one_line(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}".strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def _observe(env) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -77,7 +74,7 @@ def worker_main(conn, factory: str, kwargs: Mapping[str, Any]) -> None:
                 raise ValueError(f"unknown worker command {cmd!r}")
     except Exception as exc:  # reported to the host, which restarts this worker
         try:
-            conn.send(("error", _one_line(exc) + " | " + traceback.format_exc().strip().splitlines()[-1]))
+            conn.send(("error", one_line(exc, verbatim=True) + " | " + traceback.format_exc().strip().splitlines()[-1]))
         except Exception:
             pass
     finally:
@@ -112,10 +109,6 @@ class _Worker:
             pass
         self.proc.join(5)
         self.conn.close()
-
-
-class WorkerFailed(RuntimeError):
-    pass
 
 
 class WorkerPool:
@@ -169,7 +162,7 @@ class WorkerPool:
         return w.info
 
     def _fail(self, w: _Worker, exc: BaseException) -> None:
-        reason = str(exc) if isinstance(exc, WorkerFailed) else f"worker {w.index} died ({_one_line(exc)})"
+        reason = str(exc) if isinstance(exc, WorkerFailed) else f"worker {w.index} died ({one_line(exc, verbatim=True)})"
         self.last_failure = reason
         self.log(f"{reason}; restarting it")
         w.kill()

@@ -20,7 +20,7 @@ import optax
 
 from meigm_jax.config import TrainConfig
 from meigm_jax.envs.base import EnvSpec, global_state
-from meigm_jax.networks.agent import RNNAgent, agent_extras, previous_actions_onehot, unroll
+from meigm_jax.networks.agent import AGENTS, RNNAgent, agent_extras, previous_actions_onehot, unroll
 from meigm_jax.networks.mixers import make_mixer
 from meigm_jax.networks.opt import make_transform
 from meigm_jax.networks.premix import make_premix, premix_values
@@ -53,7 +53,8 @@ class Optimisers(NamedTuple):
 
 def build_networks(cfg: TrainConfig, spec: EnvSpec) -> Networks:
     return Networks(
-        agent=RNNAgent(cfg.hidden_dim, spec.num_actions, cfg.agent.torso, cfg.agent.cnn_channels),
+        agent=AGENTS[cfg.agent.kind](cfg.hidden_dim, spec.num_actions, cfg.agent.torso,
+                                     cfg.agent.cnn_channels),
         mixer=make_premix(cfg.premix.kind,
                           make_mixer(cfg.alg.mixer, spec.num_agents, spec.num_actions, cfg.mixer_embed,
                                      cfg.hypernet_embed),
@@ -306,7 +307,8 @@ def make_step(cfg: TrainConfig, nets: Networks, spec: EnvSpec, opts: Optimisers)
     gradients), or padded; ``info.rows`` is how many rows were computed.
     """
     update = make_update(cfg, nets, spec, opts)
-    use_packing = cfg.pack_episodes and not spec.fixed_length
+    # Windows all have one length: nothing to pack.
+    use_packing = cfg.pack_episodes and not spec.fixed_length and cfg.segment.length == 0
     counts = packing_lane_counts(cfg.batch_size, spec.episode_limit) if use_packing else ()
 
     def step(params, target, opt_states, batch: Episodes, key: jax.Array):

@@ -121,6 +121,11 @@ def check_fits(cfg: TrainConfig, spec: EnvSpec, devices: list[jax.Device]) -> No
     quarter to spare for parameters, batches and activations (a replay that
     passes can still run out of memory with a very large batch).
     """
+    window = cfg.segment.burn_in + cfg.segment.length
+    if window > spec.episode_limit:
+        raise ConfigError(f"config error: segment.length={cfg.segment.length} is not allowed for {spec.name} "
+                          f"(with segment.burn_in={cfg.segment.burn_in}); allowed: burn_in + length <= "
+                          f"the episode limit {spec.episode_limit}")
     if cfg.agent.torso == "cnn" and len(spec.obs_shape) != 3:
         raise ConfigError(f"config error: agent.torso='cnn' is not allowed for {spec.name} "
                           f"(observations of shape {tuple(spec.obs_shape)}); allowed: mlp")
@@ -191,7 +196,11 @@ def make_train(cfg: TrainConfig, env: MarlEnv | None = None) -> Trainer:
         def body(i, carry):
             params, target, opt_states, loss_sums, first_bad = carry
             sample_key, loss_key = jax.random.split(jax.random.fold_in(key, i))
-            batch = replay.sample(state.replay, sample_key, cfg.batch_size)
+            if cfg.segment.length > 0:
+                batch = replay.sample_windows(state.replay, sample_key, cfg.batch_size,
+                                              cfg.segment.length, cfg.segment.burn_in)
+            else:
+                batch = replay.sample(state.replay, sample_key, cfg.batch_size)
             params, opt_states, info = update(params, target, opt_states, batch, loss_key)
             if cfg.target_tau > 0:
                 target = jax.tree.map(lambda t, p: (1 - cfg.target_tau) * t + cfg.target_tau * p,
@@ -216,8 +225,14 @@ def make_train(cfg: TrainConfig, env: MarlEnv | None = None) -> Trainer:
         buffer = replay.add(state.replay, result.episodes, keep=stored & active)
         c = state.counters
         episodes = c.episodes + new_episodes
-        n_updates = updates_due(c.episodes, episodes, cfg.batch_size_run)
-        n_updates = jnp.where(replay.can_sample(buffer, cfg.batch_size) & active, n_updates, 0)
+        env_steps = c.env_steps + result.stats.length_sum.astype(jnp.int32)
+        if cfg.env_steps_per_update > 0:
+            n_updates = updates_due(c.env_steps, env_steps, cfg.env_steps_per_update)
+        else:
+            n_updates = updates_due(c.episodes, episodes, cfg.batch_size_run)
+        # Windows are drawn with replacement: one stored episode is enough.
+        min_stored = 1 if cfg.segment.length > 0 else cfg.batch_size
+        n_updates = jnp.where(replay.can_sample(buffer, min_stored) & active, n_updates, 0)
         state = state._replace(replay=buffer)
         params, target, opt_states, loss_sums, first_bad = learn(state, n_updates, learn_key,
                                                                  totals.first_nonfinite)
@@ -228,7 +243,7 @@ def make_train(cfg: TrainConfig, env: MarlEnv | None = None) -> Trainer:
             target = jax.tree.map(lambda t, p: jnp.where(copy, p, t), target, online)
             last_copy = jnp.where(copy, episodes, last_copy)
         counters = Counters(
-            env_steps=c.env_steps + result.stats.length_sum.astype(jnp.int32),
+            env_steps=env_steps,
             episodes=episodes, updates=c.updates + n_updates, last_target_update=last_copy,
         )
         state = TrainState(params=params, target=target, opt_states=opt_states, replay=buffer,

@@ -110,6 +110,11 @@ class EnvConfig:
     name: str = "matrix_game"
     # Target joint entropy = coef * num_agents (paper Table 7).
     target_entropy_coef: float = 0.24
+    # A number: the per-agent target starts here instead and falls linearly
+    # to target_entropy_coef over target_entropy_anneal_steps env steps
+    # (exploration early, as the baselines' epsilon). None: constant.
+    target_entropy_start_coef: Optional[float] = None
+    target_entropy_anneal_steps: int = 100_000
     # pymarl2 treats a time-out as terminal on SMACv2; True bootstraps instead.
     bootstrap_timeout: bool = False
     # Envs with a shaped reward (Overcooked): its weight falls linearly from
@@ -471,6 +476,11 @@ def _check_range(cfg: TrainConfig) -> None:
         need(0.0 <= getattr(cfg, key) <= 1.0, key, getattr(cfg, key), "a number in [0, 1]")
     need(cfg.env.reward_shaping_horizon >= 0, "env.reward_shaping_horizon",
          cfg.env.reward_shaping_horizon, "an integer >= 0 (0: no shaped reward)")
+    if cfg.env.target_entropy_start_coef is not None:
+        need(cfg.env.target_entropy_start_coef >= 0, "env.target_entropy_start_coef",
+             cfg.env.target_entropy_start_coef, "a number >= 0, or null (a constant target)")
+    need(cfg.env.target_entropy_anneal_steps > 0, "env.target_entropy_anneal_steps",
+         cfg.env.target_entropy_anneal_steps, "an integer > 0")
     need(cfg.env.target_entropy_coef >= 0, "env.target_entropy_coef", cfg.env.target_entropy_coef,
          "a number >= 0")
     need(cfg.batch_size <= cfg.buffer_size or cfg.segment.length > 0, "batch_size", cfg.batch_size,

@@ -23,6 +23,7 @@ from meigm_jax.cli_config import (
     hydra_context,
     register_base,
     with_default_env,
+    with_preset,
 )
 from meigm_jax.config import ConfigError, TrainConfig, to_dict
 from meigm_jax.envs import make_env
@@ -366,6 +367,10 @@ def _hydra_main() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     overrides = with_default_env(list(sys.argv[1:] if argv is None else argv))
+    try:
+        overrides = with_preset(overrides)
+    except ConfigError as exc:
+        exit_bad_input(str(exc))
     if any(o in ("-m", "--multirun") for o in overrides):
         sys.argv = [sys.argv[0]] + overrides
         _hydra_main()

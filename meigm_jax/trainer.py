@@ -201,7 +201,8 @@ def make_train(cfg: TrainConfig, env: MarlEnv | None = None) -> Trainer:
                                               cfg.segment.length, cfg.segment.burn_in)
             else:
                 batch = replay.sample(state.replay, sample_key, cfg.batch_size)
-            params, opt_states, info = update(params, target, opt_states, batch, loss_key)
+            params, opt_states, info = update(params, target, opt_states, batch, loss_key,
+                                              state.counters.env_steps)
             if cfg.target_tau > 0:
                 target = jax.tree.map(lambda t, p: (1 - cfg.target_tau) * t + cfg.target_tau * p,
                                       target, TargetParams(params.agent, params.mixer))

@@ -17,10 +17,12 @@ from typing import Any, Iterable
 
 from hydra.core.config_store import ConfigStore
 
-from meigm_jax.config import ConfigError, TrainConfig, defaults_dict, from_dict, hydra_schema, type_error
+from meigm_jax.config import (ConfigError, TrainConfig, defaults_dict, env_family, from_dict, hydra_schema,
+                              type_error)
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 GROUPS = ("alg", "env")
+DEFAULT_ENV = "matrix_game"
 
 
 def register_base() -> None:
@@ -45,7 +47,36 @@ def with_default_env(overrides: list[str]) -> list[str]:
     """No ``+env=`` given: the matrix game, a run that finishes in minutes on a CPU."""
     if any(o.lstrip("+~").split("=", 1)[0] == "env" for o in overrides):
         return overrides
-    return overrides + ["+env=matrix_game"]
+    return overrides + [f"+env={DEFAULT_ENV}"]
+
+
+def preset_options(env: str) -> dict[str, str]:
+    """The presets an env has, by name: the folder under configs/preset/
+    that holds each (the env's own, else its family's, e.g. ``overcooked``)."""
+    found = {}
+    for folder in (env_family(env), env):  # the env's own file wins
+        found.update({p.stem: folder for p in (CONFIG_DIR / "preset" / folder).glob("*.yaml")})
+    return found
+
+
+def with_preset(overrides: list[str]) -> list[str]:
+    """``preset=NAME`` selects a settings file for the chosen env
+    (configs/preset/<env or family>/NAME.yaml, a Hydra config group). It is
+    applied after the env file and before the other overrides' values, so
+    the env's defaults give way to it and any key=value still wins; Hydra
+    appends a ``+group`` override after the ``+env`` one, hence the rewrite."""
+    presets = [o for o in overrides if o.lstrip("+~").split("=", 1)[0] == "preset"]
+    if not presets:
+        return overrides
+    env = next((o.split("=", 1)[1] for o in overrides if o.lstrip("+~").split("=", 1)[0] == "env"),
+               DEFAULT_ENV)
+    name = presets[-1].split("=", 1)[1]
+    options = preset_options(env)
+    if name not in options:
+        allowed = ", ".join(sorted(options)) or "none (this env has no presets)"
+        raise ConfigError(f"config error: preset={name!r} is not allowed for {env}; allowed: {allowed}")
+    rest = [o for o in overrides if o not in presets]
+    return rest + [f"+preset/{options[name]}@_global_={name}"]
 
 
 def check_overrides(overrides: Iterable[str]) -> None:
@@ -56,7 +87,7 @@ def check_overrides(overrides: Iterable[str]) -> None:
             continue
         key, value = override.split("=", 1)
         key = key.lstrip("+~")
-        if key.startswith("hydra.") or key == "hydra":
+        if key.startswith("hydra.") or key == "hydra" or key.startswith("preset/"):
             continue
         if key in GROUPS:
             options = group_options(key)
@@ -125,6 +156,7 @@ def from_composed(node) -> TrainConfig:
 
 def load(overrides: list[str]) -> TrainConfig:
     """Overrides to a validated ``TrainConfig``; ConfigError (one line) on bad input."""
+    overrides = with_preset(overrides)
     check_overrides(overrides)
     with hydra_context():
         return from_composed(compose(overrides))

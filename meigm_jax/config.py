@@ -35,6 +35,7 @@ TD_WEIGHTINGS = ("none", "release")
 GRAD_CLIP_SCOPES = ("group", "joint")
 OPT_LAYERS = (1, 2)
 TORSOS = ("mlp", "cnn")
+AGENT_KINDS = ("rnn", "feedforward")
 WANDB_MODES = ("offline", "online", "disabled")
 REPLAY_FLOAT_DTYPES = ("float32", "float16", "bfloat16")
 SEED_LOOPS = ("vmap", "sequential")
@@ -109,6 +110,11 @@ class EnvConfig:
     name: str = "matrix_game"
     # Target joint entropy = coef * num_agents (paper Table 7).
     target_entropy_coef: float = 0.24
+    # A number: the per-agent target starts here instead and falls linearly
+    # to target_entropy_coef over target_entropy_anneal_steps env steps
+    # (exploration early, as the baselines' epsilon). None: constant.
+    target_entropy_start_coef: Optional[float] = None
+    target_entropy_anneal_steps: int = 100_000
     # pymarl2 treats a time-out as terminal on SMACv2; True bootstraps instead.
     bootstrap_timeout: bool = False
     # Envs with a shaped reward (Overcooked): its weight falls linearly from
@@ -129,6 +135,22 @@ class AgentConfig:
     # over grid observations (Overcooked's H x W x 26) first.
     torso: str = "mlp"
     cnn_channels: int = 32
+    # "rnn": the GRU agent of the paper (pymarl's); "feedforward": no memory,
+    # for fully observed envs (Overcooked), the field's default there.
+    kind: str = "rnn"
+
+
+@dataclass(frozen=True)
+class SegmentConfig:
+    # 0: the learner trains on whole stored episodes (pymarl's way; the
+    # default). > 0: on windows of this many steps cut from stored episodes
+    # at uniformly drawn steps, so that a gradient step costs a window and
+    # not a whole episode (Overcooked's are 400 steps long). The TD(lambda)
+    # return is cut at a window's end by bootstrapping there.
+    length: int = 0
+    # Steps unrolled ahead of a window only to warm up the GRU's hidden
+    # state (no loss on them); the window's first step starts from zero.
+    burn_in: int = 0
 
 
 @dataclass(frozen=True)
@@ -168,6 +190,7 @@ class TrainConfig:
     premix: PremixConfig = field(default_factory=PremixConfig)
     env: EnvConfig = field(default_factory=EnvConfig)
     agent: AgentConfig = field(default_factory=AgentConfig)
+    segment: SegmentConfig = field(default_factory=SegmentConfig)
     wandb: WandbConfig = field(default_factory=WandbConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     host: HostLoopConfig = field(default_factory=HostLoopConfig)
@@ -196,6 +219,9 @@ class TrainConfig:
     # value for the mixer (QPLEX 8, otherwise 4).
     batch_size_run: Optional[int] = None
     total_timesteps: int = 10_050_000
+    # > 0: one gradient step per this many env steps collected, instead of
+    # one per batch_size_run episodes (a replay ratio for long episodes).
+    env_steps_per_update: int = 0
 
     lr: float = 1e-3  # agent + mixer (theta)
     opt_lr: float = 1e-3  # OPT (phi)
@@ -404,6 +430,17 @@ def _check_range(cfg: TrainConfig) -> None:
          ", ".join(REPLAY_FLOAT_DTYPES))
     need(cfg.seed_loop in SEED_LOOPS, "seed_loop", cfg.seed_loop, ", ".join(SEED_LOOPS))
     need(cfg.agent.torso in TORSOS, "agent.torso", cfg.agent.torso, ", ".join(TORSOS))
+    need(cfg.agent.kind in AGENT_KINDS, "agent.kind", cfg.agent.kind, ", ".join(AGENT_KINDS))
+    need(cfg.segment.length >= 0, "segment.length", cfg.segment.length,
+         "an integer >= 0 (0: whole episodes)")
+    need(cfg.segment.burn_in >= 0, "segment.burn_in", cfg.segment.burn_in, "an integer >= 0")
+    if cfg.segment.burn_in > 0:
+        need(cfg.segment.length > 0, "segment.burn_in", cfg.segment.burn_in,
+             "0 (a burn-in needs segment.length > 0)")
+        need(cfg.agent.kind == "rnn", "segment.burn_in", cfg.segment.burn_in,
+             "0 (agent.kind=feedforward has no hidden state to warm up)")
+    need(cfg.env_steps_per_update >= 0, "env_steps_per_update", cfg.env_steps_per_update,
+         "an integer >= 0 (0: one gradient step per batch_size_run episodes)")
     need(cfg.agent.cnn_channels > 0, "agent.cnn_channels", cfg.agent.cnn_channels, "an integer > 0")
     need(cfg.wandb.mode in WANDB_MODES, "wandb.mode", cfg.wandb.mode, ", ".join(WANDB_MODES))
     need(cfg.checkpoint.every >= 0, "checkpoint.every", cfg.checkpoint.every,
@@ -441,9 +478,14 @@ def _check_range(cfg: TrainConfig) -> None:
         need(0.0 <= getattr(cfg, key) <= 1.0, key, getattr(cfg, key), "a number in [0, 1]")
     need(cfg.env.reward_shaping_horizon >= 0, "env.reward_shaping_horizon",
          cfg.env.reward_shaping_horizon, "an integer >= 0 (0: no shaped reward)")
+    if cfg.env.target_entropy_start_coef is not None:
+        need(cfg.env.target_entropy_start_coef >= 0, "env.target_entropy_start_coef",
+             cfg.env.target_entropy_start_coef, "a number >= 0, or null (a constant target)")
+    need(cfg.env.target_entropy_anneal_steps > 0, "env.target_entropy_anneal_steps",
+         cfg.env.target_entropy_anneal_steps, "an integer > 0")
     need(cfg.env.target_entropy_coef >= 0, "env.target_entropy_coef", cfg.env.target_entropy_coef,
          "a number >= 0")
-    need(cfg.batch_size <= cfg.buffer_size, "batch_size", cfg.batch_size,
+    need(cfg.batch_size <= cfg.buffer_size or cfg.segment.length > 0, "batch_size", cfg.batch_size,
          f"an integer <= buffer_size ({cfg.buffer_size})")
     need(cfg.num_envs <= cfg.buffer_size, "num_envs", cfg.num_envs,
          f"an integer <= buffer_size ({cfg.buffer_size})")

@@ -20,7 +20,7 @@ import optax
 
 from meigm_jax.config import TrainConfig
 from meigm_jax.envs.base import EnvSpec, global_state
-from meigm_jax.networks.agent import RNNAgent, agent_extras, previous_actions_onehot, unroll
+from meigm_jax.networks.agent import FeedForwardAgent, RNNAgent, agent_extras, previous_actions_onehot, unroll
 from meigm_jax.networks.model import Networks, mix
 from meigm_jax.networks.premix import premix_values
 from meigm_jax.packing import PackPlan, pack, plans
@@ -83,11 +83,21 @@ def weighted_mean(x: jax.Array, weights: jax.Array, mask: jax.Array) -> jax.Arra
     return total / jnp.where(norm > 0, norm, 1.0)
 
 
-def target_entropy(cfg: TrainConfig, spec: EnvSpec) -> float:
-    return cfg.env.target_entropy_coef * spec.num_agents
+def target_entropy(cfg: TrainConfig, spec: EnvSpec, env_steps: jax.Array | None = None):
+    """The joint entropy the temperature is tuned to: ``target_entropy_coef``
+    per agent, or, with ``target_entropy_start_coef``, a per-agent target
+    that falls linearly from it to ``target_entropy_coef`` over
+    ``target_entropy_anneal_steps`` env steps (an exploration schedule,
+    as epsilon's for the baselines)."""
+    final = cfg.env.target_entropy_coef * spec.num_agents
+    start = cfg.env.target_entropy_start_coef
+    if start is None or env_steps is None:
+        return final
+    frac = jnp.clip(env_steps / cfg.env.target_entropy_anneal_steps, 0.0, 1.0)
+    return start * spec.num_agents + frac * (final - start * spec.num_agents)
 
 
-def episode_q_values(agent: RNNAgent, agent_params, batch: Episodes,
+def episode_q_values(agent: RNNAgent | FeedForwardAgent, agent_params, batch: Episodes,
                      starts: jax.Array | None = None, *, frozen_params=None):
     """Q_i for every stored step, [B, T+1, n, k]; ``starts`` marks episode
     starts inside packed rows (meigm_jax.packing). With ``frozen_params``
@@ -183,13 +193,14 @@ def make_targets(cfg: TrainConfig, nets: Networks):
 
 
 def make_loss(cfg: TrainConfig, nets: Networks, spec: EnvSpec):
-    h_target = target_entropy(cfg, spec)
     compute_targets = make_targets(cfg, nets)
 
     def loss(params: Params, target: TargetParams, batch: Episodes, key: jax.Array,
-             layout: PackPlan | None = None):
+             layout: PackPlan | None = None, env_steps: jax.Array | None = None):
         """The loss of a padded batch; with ``layout`` computed on its episodes
-        packed into fewer rows (the same value, up to float rounding)."""
+        packed into fewer rows (the same value, up to float rounding).
+        ``env_steps`` (the seed's so far) sets an annealed target entropy."""
+        h_target = target_entropy(cfg, spec, env_steps)
         starts = noise = None
         if layout is not None:
             batch, starts, (noise,) = pack(layout, batch, sampling_noise(key, batch))
@@ -234,16 +245,18 @@ def make_step(cfg: TrainConfig, nets: Networks, spec: EnvSpec, opts: Optimisers)
     gradients), or padded; ``info.rows`` is how many rows were computed.
     """
     update = make_update(cfg, nets, spec, opts)
-    use_packing = cfg.pack_episodes and not spec.fixed_length
+    # Windows all have one length: nothing to pack.
+    use_packing = cfg.pack_episodes and not spec.fixed_length and cfg.segment.length == 0
     counts = packing_lane_counts(cfg.batch_size, spec.episode_limit) if use_packing else ()
 
-    def step(params, target, opt_states, batch: Episodes, key: jax.Array):
+    def step(params, target, opt_states, batch: Episodes, key: jax.Array,
+             env_steps: jax.Array | None = None):
         layouts = plans(batch.filled, counts)
         fits = [all_seeds(layout.fits) for layout in layouts]
         choice = jnp.argmax(jnp.stack(fits + [jnp.asarray(True)]))  # the first that fits
-        branches = [lambda layout=layout: update(params, target, opt_states, batch, key, layout)
+        branches = [lambda layout=layout: update(params, target, opt_states, batch, key, layout, env_steps)
                     for layout in layouts]
-        branches.append(lambda: update(params, target, opt_states, batch, key))
+        branches.append(lambda: update(params, target, opt_states, batch, key, None, env_steps))
         if len(branches) == 1:
             return branches[0]()
         return jax.lax.switch(choice, branches)
@@ -265,8 +278,9 @@ def make_update(cfg: TrainConfig, nets: Networks, spec: EnvSpec, opts: Optimiser
     grad_fn = jax.grad(make_loss(cfg, nets, spec), has_aux=True)
 
     def update(params: Params, target: TargetParams, opt_states: OptimiserStates,
-               batch: Episodes, key: jax.Array, layout: PackPlan | None = None):
-        grads, info = grad_fn(params, target, batch, key, layout)
+               batch: Episodes, key: jax.Array, layout: PackPlan | None = None,
+               env_steps: jax.Array | None = None):
+        grads, info = grad_fn(params, target, batch, key, layout, env_steps)
         if cfg.grad_clip_scope == "joint":  # build_optimisers then clips no group
             grads = joint_clip(grads, cfg.grad_clip)
         q_updates, q_state = opts.q.update((grads.agent, grads.mixer), opt_states.q)

@@ -80,3 +80,36 @@ def sample(state: ReplayState, key: jax.Array, batch_size: int) -> Episodes:
     scores = jnp.where(jnp.arange(capacity) < state.size, scores, -1.0)
     _, idx = jax.lax.top_k(scores, batch_size)
     return jax.tree.map(lambda buf: buf[idx], state.data)
+
+
+def cut_windows(data: Episodes, episode: jax.Array, start: jax.Array, length: int,
+                burn_in: int = 0) -> Episodes:
+    """Windows of ``burn_in + length`` steps from episodes stored in ``data``
+    (leading axis: slots): row b holds the steps of episode ``episode[b]``
+    from ``start[b] - burn_in`` (not before 0) on, as an ``Episodes`` of
+    that many steps. Only steps from ``start[b]`` on, and inside the
+    episode, are ``filled``: the steps ahead of them only warm up a
+    recurrent agent. The observation after the window's last step is kept,
+    so the learner bootstraps there (a window's end is not terminal)."""
+    T = data.reward.shape[1]
+    first = jnp.maximum(start - burn_in, 0)
+    steps = first[:, None] + jnp.arange(burn_in + length + 1)  # [B, W+1]
+    at = lambda buf, t: buf[episode[:, None], jnp.minimum(t, buf.shape[1] - 1)]
+    acted = steps[:, :-1]
+    filled = at(data.filled, acted) & (acted < T) & (acted >= start[:, None])
+    return Episodes(obs=at(data.obs, steps), state=at(data.state, steps), avail=at(data.avail, steps),
+                    actions=at(data.actions, acted), reward=at(data.reward, acted),
+                    terminal=at(data.terminal, acted), filled=filled)
+
+
+def sample_windows(state: ReplayState, key: jax.Array, batch_size: int, length: int,
+                   burn_in: int = 0) -> Episodes:
+    """``batch_size`` windows (``cut_windows``) with replacement: a stored
+    episode uniformly, then a first trained step uniformly among those
+    that leave ``length`` steps in the episode (any, in a shorter one)."""
+    episode_key, start_key = jax.random.split(key)
+    episode = jax.random.randint(episode_key, (batch_size,), 0, jnp.maximum(state.size, 1))
+    steps = state.data.filled[episode].sum(-1)  # [B] episode lengths
+    start = jax.random.randint(start_key, (batch_size,), 0, jnp.maximum(steps - length, 0) + 1)
+    return cut_windows(state.data, episode, start, length, burn_in)
+

@@ -69,6 +69,11 @@ def check_fits(cfg: TrainConfig, spec: EnvSpec, devices: list[jax.Device]) -> No
     quarter to spare for parameters, batches and activations (a replay that
     passes can still run out of memory with a very large batch).
     """
+    window = cfg.segment.burn_in + cfg.segment.length
+    if window > spec.episode_limit:
+        raise ConfigError(f"config error: segment.length={cfg.segment.length} is not allowed for {spec.name} "
+                          f"(with segment.burn_in={cfg.segment.burn_in}); allowed: burn_in + length <= "
+                          f"the episode limit {spec.episode_limit}")
     if cfg.agent.torso == "cnn" and len(spec.obs_shape) != 3:
         raise ConfigError(f"config error: agent.torso='cnn' is not allowed for {spec.name} "
                           f"(observations of shape {tuple(spec.obs_shape)}); allowed: mlp")

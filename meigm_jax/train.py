@@ -31,6 +31,7 @@ from meigm_jax.cli_config import (
     hydra_context,
     register_base,
     with_default_env,
+    with_preset,
 )
 from meigm_jax.config import TrainConfig
 from meigm_jax.envs import make_env
@@ -110,7 +111,7 @@ def _train(overrides: list[str]) -> None:
 def main(argv: list[str] | None = None) -> None:
     """The command: a typed error ends it with its one line on stderr and its exit code."""
     try:
-        _train(with_default_env(list(sys.argv[1:] if argv is None else argv)))
+        _train(with_preset(with_default_env(list(sys.argv[1:] if argv is None else argv))))
     except _JobStopped as stopped:
         error = stopped.error
     except RUN_ERRORS as exc:

@@ -133,8 +133,13 @@ def make_learner(cfg: TrainConfig, spec: EnvSpec) -> Learner:
         def body(i, carry):
             params, target, opt_states, loss_sums, first_bad = carry
             sample_key, loss_key = jax.random.split(jax.random.fold_in(key, i))
-            batch = replay.sample(state.replay, sample_key, cfg.batch_size)
-            params, opt_states, info = update(params, target, opt_states, batch, loss_key)
+            if cfg.segment.length > 0:
+                batch = replay.sample_windows(state.replay, sample_key, cfg.batch_size,
+                                              cfg.segment.length, cfg.segment.burn_in)
+            else:
+                batch = replay.sample(state.replay, sample_key, cfg.batch_size)
+            params, opt_states, info = update(params, target, opt_states, batch, loss_key,
+                                              state.counters.env_steps)
             if cfg.target_tau > 0:
                 target = jax.tree.map(lambda t, p: (1 - cfg.target_tau) * t + cfg.target_tau * p,
                                       target, TargetParams(params.agent, params.mixer))
@@ -158,8 +163,14 @@ def make_learner(cfg: TrainConfig, spec: EnvSpec) -> Learner:
         buffer = replay.add(state.replay, result.episodes, keep=stored & active)
         c = state.counters
         episodes = c.episodes + new_episodes
-        n_updates = updates_due(c.episodes, episodes, cfg.batch_size_run)
-        n_updates = jnp.where(replay.can_sample(buffer, cfg.batch_size) & active, n_updates, 0)
+        env_steps = c.env_steps + result.stats.length_sum.astype(jnp.int32)
+        if cfg.env_steps_per_update > 0:
+            n_updates = updates_due(c.env_steps, env_steps, cfg.env_steps_per_update)
+        else:
+            n_updates = updates_due(c.episodes, episodes, cfg.batch_size_run)
+        # Windows are drawn with replacement: one stored episode is enough.
+        min_stored = 1 if cfg.segment.length > 0 else cfg.batch_size
+        n_updates = jnp.where(replay.can_sample(buffer, min_stored) & active, n_updates, 0)
         state = state._replace(replay=buffer)
         params, target, opt_states, loss_sums, first_bad = learn(state, n_updates, learn_key,
                                                                  totals.first_nonfinite)
@@ -170,7 +181,7 @@ def make_learner(cfg: TrainConfig, spec: EnvSpec) -> Learner:
             target = jax.tree.map(lambda t, p: jnp.where(copy, p, t), target, online)
             last_copy = jnp.where(copy, episodes, last_copy)
         counters = Counters(
-            env_steps=c.env_steps + result.stats.length_sum.astype(jnp.int32),
+            env_steps=env_steps,
             episodes=episodes, updates=c.updates + n_updates, last_target_update=last_copy,
         )
         state = TrainState(params=params, target=target, opt_states=opt_states, replay=buffer,

@@ -25,21 +25,56 @@ class RNNAgent(nn.Module):
     torso: str = "mlp"
     cnn_channels: int = 32
 
+    recurrent = True
+
     @nn.compact
     def __call__(self, hidden: jax.Array, obs: jax.Array,
                  extras: jax.Array) -> tuple[jax.Array, jax.Array]:
-        lead = extras.shape[:-1]
-        x = obs.astype(jnp.float32)
-        if self.torso == "cnn":
-            if x.ndim - len(lead) != 3:
-                raise ValueError(f"agent.torso=cnn needs (H, W, C) observations, got {obs.shape[len(lead):]}")
-            for i in range(2):
-                x = nn.relu(conv(self.cnn_channels, x.shape[-1], (3, 3), padding="SAME",
-                                 name=f"conv{i}")(x))
-        x = jnp.concatenate([x.reshape(lead + (-1,)), extras], axis=-1)
-        x = nn.relu(linear(self.hidden_dim, x.shape[-1], name="encoder")(x))
+        x = _encode(self, obs, extras, extras)
         hidden, _ = gru_cell(self.hidden_dim, name="gru")(hidden, x)
         return hidden, linear(self.num_actions, self.hidden_dim, name="q_head")(hidden)
+
+
+class FeedForwardAgent(nn.Module):
+    """[encode(o_t^i), onehot(i)] -> Dense -> ReLU -> Dense -> ReLU -> Dense = Q_i: no memory.
+
+    For fully observed envs (Overcooked): the field's default there, and any
+    window of stored steps can be learned from without a burn-in. It takes
+    the recurrent agent's arguments; ``hidden`` passes through unchanged and
+    the previous action in ``extras`` is not read (only the agent id).
+    """
+
+    hidden_dim: int
+    num_actions: int
+    torso: str = "mlp"
+    cnn_channels: int = 32
+    recurrent = False
+
+    @nn.compact
+    def __call__(self, hidden: jax.Array, obs: jax.Array,
+                 extras: jax.Array) -> tuple[jax.Array, jax.Array]:
+        x = _encode(self, obs, extras[..., self.num_actions:], extras)
+        x = nn.relu(linear(self.hidden_dim, self.hidden_dim, name="hidden")(x))
+        return hidden, linear(self.num_actions, self.hidden_dim, name="q_head")(x)
+
+
+def _encode(module: nn.Module, obs: jax.Array, inputs: jax.Array, extras: jax.Array) -> jax.Array:
+    """The torso: the observation (through two 3x3 convolutions with
+    ``torso=cnn``), flattened, with ``inputs`` beside it, through a Dense
+    layer and ReLU. Called inside the agent's compact ``__call__``."""
+    lead = extras.shape[:-1]
+    x = obs.astype(jnp.float32)
+    if module.torso == "cnn":
+        if x.ndim - len(lead) != 3:
+            raise ValueError(f"agent.torso=cnn needs (H, W, C) observations, got {obs.shape[len(lead):]}")
+        for i in range(2):
+            x = nn.relu(conv(module.cnn_channels, x.shape[-1], (3, 3), padding="SAME",
+                             name=f"conv{i}")(x))
+    x = jnp.concatenate([x.reshape(lead + (-1,)), inputs], axis=-1)
+    return nn.relu(linear(module.hidden_dim, x.shape[-1], name="encoder")(x))
+
+
+AGENTS = {"rnn": RNNAgent, "feedforward": FeedForwardAgent}
 
 
 def agent_extras(last_actions_onehot: jax.Array) -> jax.Array:
@@ -60,7 +95,7 @@ def previous_actions_onehot(actions: jax.Array, num_actions: int,
     return previous
 
 
-def unroll(agent: RNNAgent, params, obs: jax.Array, extras: jax.Array,
+def unroll(agent: "RNNAgent | FeedForwardAgent", params, obs: jax.Array, extras: jax.Array,
            starts: jax.Array | None = None, *, frozen_params=None):
     """Q-values over whole episodes: obs [B, T, n, ...], extras [B, T, n, D] -> [B, T, n, k].
 
@@ -78,6 +113,9 @@ def unroll(agent: RNNAgent, params, obs: jax.Array, extras: jax.Array,
     the online network's alone.
     """
     nets = (params,) if frozen_params is None else (params, jax.lax.stop_gradient(frozen_params))
+    if not agent.recurrent:  # every step at once: nothing is carried
+        qs = tuple(agent.apply(p, None, obs, extras)[1] for p in nets)
+        return qs[0] if frozen_params is None else qs
     hidden0 = jnp.zeros(extras.shape[:1] + extras.shape[2:-1] + (agent.hidden_dim,), jnp.float32)
 
     def step(hiddens, xs):

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 
 from meigm_jax.config import TrainConfig
 from meigm_jax.envs.base import EnvSpec
-from meigm_jax.networks.agent import RNNAgent
+from meigm_jax.networks.agent import AGENTS, FeedForwardAgent, RNNAgent
 from meigm_jax.networks.mixers import make_mixer
 from meigm_jax.networks.opt import make_transform
 from meigm_jax.networks.premix import make_premix, premix_values
@@ -23,14 +23,15 @@ from meigm_jax.types import Params
 
 
 class Networks(NamedTuple):
-    agent: RNNAgent
+    agent: RNNAgent | FeedForwardAgent
     mixer: nn.Module
     transform: nn.Module
 
 
 def build_networks(cfg: TrainConfig, spec: EnvSpec) -> Networks:
     return Networks(
-        agent=RNNAgent(cfg.hidden_dim, spec.num_actions, cfg.agent.torso, cfg.agent.cnn_channels),
+        agent=AGENTS[cfg.agent.kind](cfg.hidden_dim, spec.num_actions, cfg.agent.torso,
+                                     cfg.agent.cnn_channels),
         mixer=make_premix(cfg.premix.kind,
                           make_mixer(cfg.alg.mixer, spec.num_agents, spec.num_actions, cfg.mixer_embed,
                                      cfg.hypernet_embed),

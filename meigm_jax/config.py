@@ -201,6 +201,11 @@ class TrainConfig:
     distributed: bool = False
     distributed_timeout: int = 300
 
+    # JAX's persistent compilation cache (meigm_jax.compile_cache): "default"
+    # ($XDG_CACHE_HOME/meigm_jax/xla, ~/.cache/meigm_jax/xla when unset), a
+    # directory, or null (off).
+    compile_cache: Optional[str] = "default"
+
     seed: int = 0
     num_seeds: int = 1
     # How a device runs its block of seeds in a training chunk. vmap: all at

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from meigm_jax import console
+from meigm_jax import compile_cache
 from meigm_jax import run_dir as run_dirs
 from meigm_jax.config import from_dict
 from meigm_jax.errors import CheckpointError, ConfigError, report
@@ -75,6 +76,7 @@ def evaluate_run(args: EvalArgs) -> list[dict]:
     from meigm_jax.trainer import make_train
 
     cfg = from_dict(run_dirs.read_config(args.run_dir))
+    compile_cache.enable(cfg.compile_cache)  # before anything compiles
     if args.episodes is not None:
         cfg = dataclasses.replace(cfg, test_episodes=args.episodes)
     trainer = make_train(cfg)

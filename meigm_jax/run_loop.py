@@ -16,7 +16,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from meigm_jax import console
+from meigm_jax import compile_cache, console
 from meigm_jax import run_dir as run_dirs
 from meigm_jax.analysis import END_REPORTS
 from meigm_jax.checkpoint import Checkpointer, restore_latest
@@ -79,12 +79,13 @@ def run(cfg: TrainConfig, run_dir: Path, env=None) -> list[dict]:
     finite, Interrupted when a signal stops a host-stepped run, and the
     program's own errors (``errors.RUN_ERRORS``).
     """
+    compile_cache.enable(cfg.compile_cache)  # the command's choice where it made one already
     if cfg.distributed:
         join_processes(cfg)
     run_dir = Path(run_dir)
     main_process = jax.process_index() == 0
     ckpt_dir = run_dirs.checkpoints_dir(run_dir)
-    start = time.time()
+    start, cached = time.time(), compile_cache.counts()
     program = open_program(cfg, env)
     if cfg.resume:
         run_dirs.check_resumable(to_dict(cfg), run_dir)
@@ -115,7 +116,8 @@ def run(cfg: TrainConfig, run_dir: Path, env=None) -> list[dict]:
                   f"({int(meta['env_steps']):,} env steps of seed 0)", flush=True)
         elif main_process:
             run_dirs.write_config(run_dir, to_dict(cfg))
-        print(f"compiled in {time.time() - start:.1f}s; training {program.num_chunks - first_chunk} "
+        print(f"compiled in {time.time() - start:.1f}s ({compile_cache.describe(compile_cache.counts().since(cached))}); "
+              f"training {program.num_chunks - first_chunk} "
               f"chunk(s) of {cfg.test_interval:,} env steps", flush=True)
         state = _train_chunks(cfg, program, state, run_dir, first_chunk, all_records, start, main_process)
         final = all_records[-cfg.num_seeds:]

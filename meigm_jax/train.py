@@ -22,6 +22,7 @@ from hydra.core.utils import run_job
 from hydra.types import HydraContext
 from omegaconf import read_write
 
+from meigm_jax import compile_cache
 from meigm_jax import run_dir as run_dirs
 from meigm_jax.cli_config import (
     CONFIG_DIR,
@@ -101,6 +102,7 @@ def _train(overrides: list[str]) -> None:
     with hydra_context():
         node = compose(overrides, with_hydra=True)
         cfg = from_composed(node)
+        compile_cache.enable(cfg.compile_cache)  # before anything compiles
         if cfg.distributed:
             join_processes(cfg)  # before anything starts JAX's backend
         make_env(cfg.env.name)  # e.g. a missing StarCraft II, before the run directory exists

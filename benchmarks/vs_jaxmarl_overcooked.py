@@ -60,14 +60,14 @@ LEVELS = (0.5, 1.0, 3.0, 5.0)
 class _Recorder:
     """Stands in for the ``wandb`` module: appends each logged test to a JSONL file."""
 
-    def __init__(self, path: Path, test_every: int):
-        self.path, self.test_every = path, test_every
+    def __init__(self, path: Path, test_every: int, seed: int):
+        self.path, self.test_every, self.seed = path, test_every, seed
 
     def log(self, metrics: dict, step=None) -> None:
         update = int(np.asarray(metrics["update_steps"]))
         if update % self.test_every:
             return  # their test metrics only change at a test
-        rec = {"env_steps": int(np.asarray(metrics["env_step"])),
+        rec = {"seed": self.seed, "env_steps": int(np.asarray(metrics["env_step"])),
                "test_return": float(np.asarray(metrics["test_returned_episode_returns"])),
                "wall_s": time.perf_counter() - _START}
         with open(self.path, "a") as f:
@@ -89,7 +89,7 @@ def run_theirs(jaxmarl_dir: Path, layout: str, steps: int, seed: int, out: Path)
     config["ENV_KWARGS"] = dict(config["ENV_KWARGS"], layout=layout)
     config.update(TOTAL_TIMESTEPS=steps, SEED=seed, NUM_SEEDS=1, WANDB_MODE="offline")
     updates = steps // config["NUM_STEPS"] // config["NUM_ENVS"]
-    module.wandb = _Recorder(out, int(updates * config["TEST_INTERVAL"]))
+    module.wandb = _Recorder(out, int(updates * config["TEST_INTERVAL"]), seed)
     env, _ = module.env_from_config(copy.deepcopy(config))
     train = jax.jit(module.make_train(copy.deepcopy(config), env))
     jax.block_until_ready(train(jax.random.PRNGKey(seed)))
@@ -116,7 +116,7 @@ def run_ours(alg: str, layout: str, steps: int, seeds: int, run_dir: Path, out: 
         with open(out, "a") as f:
             for line in complete[seen:]:
                 rec = json.loads(line)
-                f.write(json.dumps({"seed": rec["seed"], "env_steps": rec["env_steps"],
+                f.write(json.dumps({"seed": rec["seed_index"], "env_steps": rec["env_steps"],
                                     "test_return": rec["test_return"],
                                     "wall_s": time.perf_counter() - start}) + "\n")
         seen = max(seen, len(complete))
@@ -130,17 +130,18 @@ def run_ours(alg: str, layout: str, steps: int, seeds: int, run_dir: Path, out: 
 # --- the table ----------------------------------------------------------------------
 
 def curve(path: Path) -> dict:
-    """Mean greedy soups over seeds at each evaluation, with the wall time
-    the last seed's record of it arrived."""
-    by_steps: dict[int, list] = {}
+    """Mean greedy soups over seeds at each evaluation (the n-th record of
+    every seed), at the seeds' mean env steps, with the wall time the last
+    seed's record of it arrived."""
+    by_seed: dict[int, list] = {}
     for line in path.read_text().splitlines():
         rec = json.loads(line)
-        by_steps.setdefault(rec["env_steps"], []).append(rec)
-    steps = sorted(by_steps)
-    return {"steps": np.array(steps),
-            "soups": np.array([np.mean([r["test_return"] for r in by_steps[s]]) / SOUP_REWARD for s in steps]),
-            "wall": np.array([max(r["wall_s"] for r in by_steps[s]) for s in steps]),
-            "seeds": max(len(v) for v in by_steps.values())}
+        by_seed.setdefault(rec.get("seed", 0), []).append(rec)
+    evaluations = list(zip(*by_seed.values()))  # only those every seed reached
+    return {"steps": np.array([np.mean([r["env_steps"] for r in e]) for e in evaluations]),
+            "soups": np.array([np.mean([r["test_return"] for r in e]) / SOUP_REWARD for e in evaluations]),
+            "wall": np.array([max(r["wall_s"] for r in e) for e in evaluations]),
+            "seeds": len(by_seed)}
 
 
 def first_reached(c: dict, level: float) -> tuple[str, str]:

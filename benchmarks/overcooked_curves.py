@@ -1,130 +1,119 @@
-"""ME-QMIX against QMIX on Overcooked (paper Fig. 4): learning curves of soups per episode.
+"""Paper Fig. 4: greedy soups per episode on Overcooked, ME-QMIX against QMIX and VDN.
 
-    python benchmarks/overcooked_curves.py [--preset cpu|paper] [--layout cramped_room] [--out DIR]
+    python benchmarks/overcooked_curves.py [--preset cpu|paper] \
+        [--layouts cramped_room asymm_advantages] [--algs me_qmix qmix vdn] \
+        [--out benchmarks/out/overcooked] [--from-runs]
 
-Each algorithm is one compiled program, its seeds vmapped (``jit(vmap(train))``).
-Writes ``DIR/overcooked_<layout>.png`` (mean +- std over seeds of greedy
-soups per episode against env steps) and ``.csv``, and prints a table of the
-curves. The ``cpu`` preset is small (it finishes in under 30 minutes on a
-2-core machine and is far from converged); ``paper`` is the paper's setting
-from configs/env (10M env steps; meant for a GPU).
+Each (layout, alg) cell is one run of the training command,
+``python -m meigm_jax.train +env=overcooked_<layout> alg=<alg>`` with
+``preset=cpu`` (3 seeds, 400k env steps, minutes on a CPU) or, with
+``--preset paper``, the paper's settings and 4 seeds (meant for an
+accelerator), in ``OUT/<layout>/<alg>``. A cell whose run has finished is
+read, not trained again; one with a checkpoint continues from it
+(``resume=true``). ``--from-runs`` trains nothing.
+
+Writes per layout ``overcooked_<layout>.png``: the IQM over seeds of the
+greedy soups per episode with its 95% stratified-bootstrap CI against env
+steps (``meigm_jax.plot``). Prints and writes (``overcooked.md``) a table per
+cell: final soups, the area under the soups curve (a seed's mean soups over
+all its evaluations: higher means sooner), each as IQM [95% CI] over seeds,
+and the env steps at which the mean over seeds first reaches 1 and 5 soups.
+All runs also go to marl-eval's raw-data JSON (``overcooked_marl_eval.json``).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
+import os
 import platform
-import time
+import subprocess
+import sys
 from pathlib import Path
 
-import jax
 import numpy as np
 
-from meigm_jax.cli_config import load
-from meigm_jax.envs.overcooked import SOUP_REWARD
-from meigm_jax.seeds import SEED_AXIS, seed_keys
-from meigm_jax.trainer import make_train
+from meigm_jax import marl_eval, stats
+from meigm_jax.plot import build_figure
+from meigm_jax.run_dir import checkpoints_dir, group_by_seed, read_config, read_records
 
-ALGS = ("me_qmix", "qmix")
-PRESETS = {
-    # Small replay and batch so that a gradient step over 400-step episodes
-    # stays cheap on a CPU, and one gradient step per episode (the paper
-    # takes one per 4) so that 400k env steps still give 1000 updates; a
-    # higher target entropy (0.8 nats per agent) keeps ME-QMIX exploring
-    # while its Q-values are still uninformed.
-    "cpu": ["num_seeds=3", "num_envs=8", "batch_size_run=1", "batch_size=8", "buffer_size=200",
-            "total_timesteps=400000", "test_interval=40000", "test_episodes=8",
-            "env.reward_shaping_horizon=400000", "epsilon_anneal_steps=100000",
-            "env.target_entropy_coef=0.8"],
-    "paper": ["num_seeds=4"],
-}
+SOUPS = "soups_per_episode"
+LEVELS = (1.0, 5.0)
+PRESETS = {"cpu": ["preset=cpu", "checkpoint.every=2500"], "paper": ["num_seeds=4"]}
 
 
-def run_alg(alg: str, layout: str, preset: str) -> dict:
-    cfg = load([f"+env=overcooked_{layout}", f"alg={alg}", *PRESETS[preset]])
-    trainer = make_train(cfg)
-    program = jax.jit(jax.vmap(trainer.train, axis_name=SEED_AXIS))
-    start = time.perf_counter()
-    compiled = program.lower(seed_keys(cfg)).compile()
-    compile_s = time.perf_counter() - start
-    start = time.perf_counter()
-    _, metrics = compiled(seed_keys(cfg))
-    metrics = jax.tree.map(np.asarray, jax.block_until_ready(metrics))
-    train_s = time.perf_counter() - start
-    soups = metrics.test_return / SOUP_REWARD  # [seeds, evaluations]
-    return {
-        "alg": alg, "cfg": cfg, "compile_s": compile_s, "train_s": train_s,
-        "steps": metrics.env_steps.mean(0), "mean": soups.mean(0), "std": soups.std(0),
-        "train_soups": (metrics.train_return / SOUP_REWARD).mean(0),
-        "shaped_mean": metrics.test_shaped_return.mean(0),
-        "shaped_std": metrics.test_shaped_return.std(0),
-    }
+def finished(run_dir: Path) -> bool:
+    if not (run_dir / "config.json").is_file():
+        return False
+    total = read_config(run_dir)["total_timesteps"]
+    seeds = group_by_seed(read_records(run_dir, required=False))
+    return bool(seeds) and all(s[-1]["env_steps"] >= total for s in seeds)
 
 
-def plot(results: list[dict], layout: str, path: Path) -> None:
-    import matplotlib
+def train(layout: str, alg: str, preset: str, run_dir: Path) -> None:
+    if finished(run_dir):
+        print(f"{run_dir}: finished, read", flush=True)
+        return
+    resume = checkpoints_dir(run_dir).is_dir() and any(checkpoints_dir(run_dir).iterdir())
+    cmd = [sys.executable, "-m", "meigm_jax.train", f"+env=overcooked_{layout}", f"alg={alg}",
+           *PRESETS[preset], "wandb.mode=disabled", f"hydra.run.dir={run_dir}"] + (["resume=true"] if resume else [])
+    print(" ".join(cmd[1:]), flush=True)
+    subprocess.run(cmd, check=True)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    fig, (ax, shaped_ax) = plt.subplots(1, 2, figsize=(11, 4))
-    for res in results:
-        for axis, mean, std in ((ax, res["mean"], res["std"]),
-                                (shaped_ax, res["shaped_mean"], res["shaped_std"])):
-            (line,) = axis.plot(res["steps"], mean, label=res["alg"])
-            axis.fill_between(res["steps"], mean - std, mean + std, color=line.get_color(), alpha=0.2)
-    seeds = results[0]["cfg"].num_seeds
-    ax.set_ylabel("soups per episode (greedy)")
-    shaped_ax.set_ylabel("shaped return per episode (greedy, unweighted)")
-    for axis in (ax, shaped_ax):
-        axis.set_xlabel("env steps")
-        axis.legend()
-    fig.suptitle(f"Overcooked {layout}: mean ± std over {seeds} seeds")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+def summary(run_dir: Path) -> dict:
+    seeds = group_by_seed(read_records(run_dir))
+    evals = min(len(s) for s in seeds)
+    soups = np.array([[r[SOUPS] for r in s[:evals]] for s in seeds])  # [seeds, evaluations]
+    steps = np.array([[r["env_steps"] for r in s[:evals]] for s in seeds]).mean(0)
+    row = {"seeds": len(seeds), "env_steps": int(steps[-1])}
+    for name, scores in (("final", soups[:, -1]), ("auc", soups.mean(1))):
+        row[name] = stats.iqm_ci(scores)
+    mean = soups.mean(0)
+    for level in LEVELS:
+        hit = np.nonzero(mean >= level)[0]
+        row[f"reach_{level:g}"] = f"{int(steps[hit[0]]):,}" if len(hit) else "not reached"
+    return row
+
+
+def ci_text(point_low_high: tuple[float, float, float]) -> str:
+    point, low, high = point_low_high
+    return f"{point:.2f} [{low:.2f}, {high:.2f}]"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
-    parser.add_argument("--layout", default="cramped_room")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/out"))
+    parser.add_argument("--layouts", nargs="+", default=["cramped_room", "asymm_advantages"])
+    parser.add_argument("--algs", nargs="+", default=["me_qmix", "qmix", "vdn"])
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/out/overcooked"))
+    parser.add_argument("--from-runs", action="store_true", help="train nothing; read the runs under --out")
     args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
 
-    results = [run_alg(alg, args.layout, args.preset) for alg in ALGS]
-    stem = args.out / f"overcooked_{args.layout}"
-    plot(results, args.layout, stem.with_suffix(".png"))
-    with open(stem.with_suffix(".csv"), "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["alg", "env_steps", "soups_mean", "soups_std", "train_soups_mean",
-                         "shaped_return_mean", "shaped_return_std"])
-        for res in results:
-            for row in zip(res["steps"], res["mean"], res["std"], res["train_soups"],
-                           res["shaped_mean"], res["shaped_std"], strict=True):
-                writer.writerow([res["alg"], int(row[0]), *(f"{x:.4f}" for x in row[1:])])
+    cells = {(layout, alg): args.out / layout / alg for layout in args.layouts for alg in args.algs}
+    if not args.from_runs:
+        for (layout, alg), run_dir in cells.items():
+            train(layout, alg, args.preset, run_dir)
 
-    cfg = results[0]["cfg"]
-    print(f"overcooked_{args.layout}, preset {args.preset}: {cfg.num_seeds} seeds x "
-          f"{cfg.total_timesteps:,} env steps, num_envs {cfg.num_envs}, batch {cfg.batch_size}, "
-          f"buffer {cfg.buffer_size}; {jax.devices()[0].device_kind} ({jax.default_backend()}), "
-          f"{platform.machine()}, jax {jax.__version__}\n")
-    print("| alg | compile s | train s | env steps/s (all seeds) | final soups (mean ± std) |")
-    print("|---|---|---|---|---|")
-    for res in results:
-        sps = cfg.num_seeds * res["steps"][-1] / res["train_s"]
-        print(f"| {res['alg']} | {res['compile_s']:.0f} | {res['train_s']:.0f} | {sps:,.0f} | "
-              f"{res['mean'][-1]:.2f} ± {res['std'][-1]:.2f} |")
-    print("\ngreedy soups per episode and shaped return, mean ± std over seeds, by env steps:\n")
-    print("| env steps | " + " | ".join(f"{r['alg']} soups | {r['alg']} shaped" for r in results) + " |")
-    print("|---|" + "---|---|" * len(results))
-    for i, steps in enumerate(results[0]["steps"]):
-        cells = " | ".join(f"{r['mean'][i]:.2f} ± {r['std'][i]:.2f} | "
-                           f"{r['shaped_mean'][i]:.1f} ± {r['shaped_std'][i]:.1f}" for r in results)
-        print(f"| {int(steps):,} | {cells} |")
-    print(f"\nwrote {stem.with_suffix('.png')} and {stem.with_suffix('.csv')}")
+    lines = [f"Overcooked, preset {args.preset}; greedy soups per episode, IQM [95% CI] over seeds "
+             f"(AUC: a seed's mean over its evaluations); {platform.processor() or platform.machine()}, "
+             f"{os.cpu_count()} CPU cores", "",
+             "| layout | alg | seeds | env steps | final soups | AUC soups | "
+             + " | ".join(f"env steps to {level:g} soups" for level in LEVELS) + " |",
+             "|---|---|---|---|---|---|" + "---|" * len(LEVELS)]
+    for (layout, alg), run_dir in cells.items():
+        row = summary(run_dir)
+        lines.append(f"| {layout} | {alg} | {row['seeds']} | {row['env_steps']:,} | {ci_text(row['final'])} | "
+                     f"{ci_text(row['auc'])} | " + " | ".join(row[f"reach_{level:g}"] for level in LEVELS) + " |")
+    for layout in args.layouts:
+        figure, _ = build_figure([cells[(layout, alg)] for alg in args.algs], metric=SOUPS)
+        figure.suptitle(f"Overcooked {layout}")
+        figure.savefig(args.out / f"overcooked_{layout}.png")
+    exported = marl_eval.write([marl_eval.source(d) for d in cells.values()],
+                               args.out / "overcooked_marl_eval.json", metrics=[SOUPS, "test_return"])
+    text = "\n".join(lines)
+    print(text)
+    (args.out / "overcooked.md").write_text(text + "\n")
+    print(f"\nwrote {args.out / 'overcooked.md'}, the figures and {exported}")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import hydra
+import jax
 from hydra._internal.callbacks import Callbacks
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -38,6 +39,7 @@ from meigm_jax.config import TrainConfig
 from meigm_jax.envs import make_env
 from meigm_jax.errors import RUN_ERRORS, ConfigError, DistributedError, report
 from meigm_jax.run_loop import join_processes, run
+from meigm_jax.seeds import check_fits
 
 
 class _JobStopped(BaseException):
@@ -105,7 +107,9 @@ def _train(overrides: list[str]) -> None:
         compile_cache.enable(cfg.compile_cache)  # before anything compiles
         if cfg.distributed:
             join_processes(cfg)  # before anything starts JAX's backend
-        make_env(cfg.env.name)  # e.g. a missing StarCraft II, before the run directory exists
+        env = make_env(cfg.env.name)  # e.g. a missing StarCraft II, before the run directory exists
+        if not env.spec.host_stepped:  # a host-stepped env's sizes come with its workers
+            check_fits(cfg, env.spec, jax.devices())
         run_dirs.check_writable(Path(node.hydra.run.dir))
         _run_job(cfg, node)
 

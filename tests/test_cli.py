@@ -32,6 +32,15 @@ BAD_INPUTS = [
     (["alg=qmix", "td_weighting=release"], "td_weighting"),
     (["alg=vdn", "premix.kind=residual"], "premix.kind"),
     (["alg=me_qmix_release", "alpha_lr=-1"], "alpha_lr"),
+    (["segment.length=2"], "segment.length"),  # longer than the matrix game's 1-step episodes
+    (["segment.burn_in=2"], "segment.burn_in"),
+    (["agent.kind=feedforward", "segment.length=1", "segment.burn_in=1"], "segment.burn_in"),
+    (["agent.kind=lstm"], "agent.kind"),
+    (["env_steps_per_update=-1"], "env_steps_per_update"),
+    (["env.target_entropy_anneal_steps=0"], "env.target_entropy_anneal_steps"),
+    (["preset=cpu"], "preset"),  # the matrix game has none
+    (["+env=overcooked_cramped_room", "preset=gpu"], "preset"),
+    (["compile_cache=[1]"], "compile_cache"),
 ]
 
 

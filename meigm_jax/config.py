@@ -142,14 +142,15 @@ class AgentConfig:
 
 @dataclass(frozen=True)
 class SegmentConfig:
-    # 0: the learner trains on whole stored episodes (pymarl's way; the
-    # default). > 0: on windows of this many steps cut from stored episodes
-    # at uniformly drawn steps, so that a gradient step costs a window and
-    # not a whole episode (Overcooked's are 400 steps long). The TD(lambda)
-    # return is cut at a window's end by bootstrapping there.
+    """What the learner trains on: whole stored episodes (``length`` 0,
+    pymarl's way and the default), or windows of ``length`` steps cut from
+    stored episodes at uniformly drawn steps, so that a gradient step costs
+    a window and not a whole episode (Overcooked's are 400 steps long); the
+    TD(lambda) return is cut at a window's end by bootstrapping there.
+    ``burn_in`` steps are unrolled ahead of a window only to warm up the
+    GRU's hidden state, which starts from zero at the window's first step."""
+
     length: int = 0
-    # Steps unrolled ahead of a window only to warm up the GRU's hidden
-    # state (no loss on them); the window's first step starts from zero.
     burn_in: int = 0
 
 

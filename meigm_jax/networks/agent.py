@@ -1,4 +1,4 @@
-"""The recurrent agent network shared by all agents."""
+"""The agent network shared by all agents: recurrent (the paper's) or feed-forward."""
 
 from __future__ import annotations
 
@@ -9,7 +9,16 @@ import jax.numpy as jnp
 from meigm_jax.networks.init import conv, gru_cell, linear
 
 
-class RNNAgent(nn.Module):
+class _Agent(nn.Module):
+    """The fields both agents take (their networks differ)."""
+
+    hidden_dim: int
+    num_actions: int
+    torso: str = "mlp"
+    cnn_channels: int = 32
+
+
+class RNNAgent(_Agent):
     """[encode(o_t^i), onehot(u_{t-1}^i), onehot(i)] -> Dense -> ReLU -> GRU -> Dense = Q_i.
 
     ``obs`` is [..., n, *obs_shape] in any dtype (Overcooked keeps uint8
@@ -19,11 +28,6 @@ class RNNAgent(nn.Module):
     the first Dense layer; ``cnn`` first runs two 3x3 convolutions over an
     (H, W, C) grid.
     """
-
-    hidden_dim: int
-    num_actions: int
-    torso: str = "mlp"
-    cnn_channels: int = 32
 
     recurrent = True
 
@@ -35,7 +39,7 @@ class RNNAgent(nn.Module):
         return hidden, linear(self.num_actions, self.hidden_dim, name="q_head")(hidden)
 
 
-class FeedForwardAgent(nn.Module):
+class FeedForwardAgent(_Agent):
     """[encode(o_t^i), onehot(i)] -> Dense -> ReLU -> Dense -> ReLU -> Dense = Q_i: no memory.
 
     For fully observed envs (Overcooked): the field's default there, and any
@@ -44,10 +48,6 @@ class FeedForwardAgent(nn.Module):
     the previous action in ``extras`` is not read (only the agent id).
     """
 
-    hidden_dim: int
-    num_actions: int
-    torso: str = "mlp"
-    cnn_channels: int = 32
     recurrent = False
 
     @nn.compact

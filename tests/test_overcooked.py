@@ -169,3 +169,17 @@ def test_short_me_qmix_run_on_cramped_room(torso, tmp_path, capsys):
 
     assert Image.open(gif).size[0] > 100  # GIF encoding merges identical frames: count not fixed
     assert "(401 frames" in capsys.readouterr().out
+
+
+def test_cpu_preset_learns_values_from_the_shaped_reward(tmp_path):
+    """The CPU preset (feed-forward agent, 20-step windows, a gradient step
+    per 40 env steps) on a tiny budget: exploring agents collect shaped
+    reward, and the learned Q_tot rises from its near-zero start with it."""
+    cfg = load(["+env=overcooked_cramped_room", "preset=cpu", "alg=vdn", "num_seeds=1",
+                "total_timesteps=9600", "test_interval=3200", "test_episodes=1", "wandb.mode=disabled"])
+    assert cfg.agent.kind == "feedforward" and cfg.segment.length == 20 and cfg.env_steps_per_update == 40
+    records = run(cfg, tmp_path)
+    assert [r["updates"] for r in records] == [80, 160, 240]
+    assert all(r["train_shaped_return"] > 0 for r in records)
+    q = [r["q_tot"] for r in records]
+    assert 0 < q[0] < q[1] < q[2], q

@@ -37,16 +37,17 @@ they test (W&B itself is never called). Their config is composed as their
 
 - qmix_rnn: ``config/alg/ql_rnn_smax.yaml``, all theirs: 16 envs x 128 steps
   an update, 8 gradient steps an update on 32 trajectories of 128 steps
-  from a 5,000-trajectory flashbax buffer (learning from 10,000 env steps
-  and once it can sample), GRU 512, QMIX mixer 64 / hypernet 256 (init
-  scale 0.001), Adam lr 5e-5 (no decay), gradient clip 10, hard target copy
+  from a 5,000-trajectory flashbax buffer (none until it holds 32 updates'
+  trajectories, 65,536 env steps), GRU 512, QMIX mixer 64 / hypernet 256
+  (init scale 0.001), RAdam lr 5e-5 (no decay), gradient clip 10, hard target copy
   every 10 updates, epsilon 1 -> 0.05 over 10% of the updates, gamma 0.99,
   rewards x 10 for learning; greedy test on 512 envs x 128 steps every 5%
   of the updates.
 - pqn_vdn_rnn: ``config/alg/pqn_vdn_rnn_smax.yaml``, all theirs: 128 envs x
   128 steps an update (plus a 4-step memory window), 4 epochs of 16
-  minibatches (8 envs x 128 steps each), 2 layers of 512 with batch norm
-  and input norm, GRU, VDN, lambda 0.85, RAdam lr 2.5e-4 decayed linearly to 0,
+  minibatches (8 envs x 128 steps each), batch-normed input, 2 dense
+  layers of 512 with batch norm, GRU 512, VDN, Q(lambda) with lambda 0.85,
+  no target network, RAdam lr 2.5e-4 decayed linearly to 0,
   gradient clip 1, epsilon 1 -> 0.01 over 10% of the updates, gamma 0.99,
   rewards x 10 for learning; greedy test on 128 envs x 128 steps every 5%
   of the updates.
@@ -241,13 +242,13 @@ def run_ours(args, alg: str) -> None:
         while not exited:
             exited = child.poll() is not None
             now = time.perf_counter() - t0
-            lines = metrics.read_text().splitlines() if metrics.exists() else []
-            whole = len(lines) if exited else len(lines) - 1  # a last line may be half written
-            for record in map(json.loads, lines[taken:whole]):
+            # whole lines only: each record ends with a newline, a half-written one not yet
+            lines = metrics.read_text().split("\n")[:-1] if metrics.exists() else []
+            for record in map(json.loads, lines[taken:]):
                 sink.write(json.dumps({"seed": record["seed_index"], "env_steps": record["env_steps"],
                                        "test_return": record["test_return"], "wall_s": now}) + "\n")
             sink.flush()
-            taken = max(taken, whole)
+            taken = max(taken, len(lines))
             if not exited:
                 time.sleep(0.5)
     reader.join()
@@ -369,6 +370,11 @@ def main() -> None:
         alg, seed = args.their_child.split(":")
         run_theirs(args, alg, int(seed), args.out)
         return
+
+    unknown = set(args.only or ()) - {"ours", "theirs", *THEIRS, *args.algs}
+    if unknown:
+        parser.error(f"--only: unknown {sorted(unknown)}; choose from ours, theirs, {', '.join(THEIRS)}, "
+                     f"{', '.join(args.algs)}")
 
     def chosen(name: str, side: str) -> bool:
         return not args.from_runs and (args.only is None or name in args.only or side in args.only)

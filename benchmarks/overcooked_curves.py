@@ -106,7 +106,6 @@ def main() -> None:
                      f"{ci_text(row['auc'])} | " + " | ".join(row[f"reach_{level:g}"] for level in LEVELS) + " |")
     for layout in args.layouts:
         figure, _ = build_figure([cells[(layout, alg)] for alg in args.algs], metric=SOUPS)
-        figure.suptitle(f"Overcooked {layout}")
         figure.savefig(args.out / f"overcooked_{layout}.png")
     exported = marl_eval.write([marl_eval.source(d) for d in cells.values()],
                                args.out / "overcooked_marl_eval.json", metrics=[SOUPS, "test_return"])

@@ -1,7 +1,7 @@
 """Training on official SMACv2: StarCraft II stepped on the host, learning on the device.
 
 ``HostProgram`` is the host-stepped envs' ``RunProgram``: the same run loop
-(``meigm_jax.train.run``) drives it as it drives the compiled JAX program,
+(``meigm_jax.run_loop.run``) drives it as it drives the compiled JAX program,
 and it learns through the same ``trainer.Learner`` (``learn_from`` stores
 episodes in the device replay, takes the gradient steps they are owed and
 copies the target; ``chunk_metrics`` makes the chunk's metrics; the schedule

@@ -43,9 +43,14 @@ def _leaf_keys(tree: dict, prefix: str = "") -> set[str]:
     return keys
 
 
+def override_key(override: str) -> str:
+    """The key an override sets: ``+env=smax_5v5`` -> ``env``."""
+    return override.lstrip("+~").split("=", 1)[0]
+
+
 def with_default_env(overrides: list[str]) -> list[str]:
     """No ``+env=`` given: the matrix game, a run that finishes in minutes on a CPU."""
-    if any(o.lstrip("+~").split("=", 1)[0] == "env" for o in overrides):
+    if any(override_key(o) == "env" for o in overrides):
         return overrides
     return overrides + [f"+env={DEFAULT_ENV}"]
 
@@ -65,11 +70,10 @@ def with_preset(overrides: list[str]) -> list[str]:
     applied after the env file and before the other overrides' values, so
     the env's defaults give way to it and any key=value still wins; Hydra
     appends a ``+group`` override after the ``+env`` one, hence the rewrite."""
-    presets = [o for o in overrides if o.lstrip("+~").split("=", 1)[0] == "preset"]
+    presets = [o for o in overrides if override_key(o) == "preset"]
     if not presets:
         return overrides
-    env = next((o.split("=", 1)[1] for o in overrides if o.lstrip("+~").split("=", 1)[0] == "env"),
-               DEFAULT_ENV)
+    env = next((o.split("=", 1)[1] for o in overrides if override_key(o) == "env"), DEFAULT_ENV)
     name = presets[-1].split("=", 1)[1]
     options = preset_options(env)
     if name not in options:

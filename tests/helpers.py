@@ -168,3 +168,9 @@ def make_run(root: Path, name: str, alg: str, env: str = "smax_5v5", num_seeds: 
             lines.append(json.dumps(rec))
     (run_dir / "metrics.jsonl").write_text("\n".join(lines) + "\n")
     return run_dir
+
+
+# A SMAX run small enough to compile and train in a test: the CLI test, the
+# in-process SMAX tests and the Table 2 cell share its programs through the cache.
+SMAX_TINY = ["+env=smax_5v5", "num_seeds=2", "num_envs=4", "batch_size_run=4", "batch_size=4",
+             "buffer_size=16", "total_timesteps=1200", "test_interval=600", "test_episodes=4"]

@@ -81,9 +81,10 @@ def test_me_qmix_reaches_the_optimal_joint_action(me_qmix):
     _greedy_joint_maximises_q_tot(values)
     assert np.all(np.asarray(metrics.env_steps[:, -1]) >= cfg.total_timesteps)
     assert np.all(np.isfinite(np.asarray(metrics.loss_q[:, -1])))
-    # The entropy the alpha loss sees: a joint entropy of two 3-action agents.
+    # The entropy the alpha loss sees: a joint entropy of two 3-action agents,
+    # in [0, 2 log 3] up to float32 rounding (a collapsed policy rounds to ±1e-9).
     learner_entropy = np.asarray(metrics.learner_entropy[:, -1])
-    assert np.all((learner_entropy >= 0) & (learner_entropy <= 2 * np.log(3) + 1e-5))
+    assert np.all((learner_entropy >= -1e-5) & (learner_entropy <= 2 * np.log(3) + 1e-5))
 
 
 def test_qmix_report_on_the_matrix_game():

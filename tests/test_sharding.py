@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from conftest import FAST_COMPILE_FLAGS
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # Runs in a fresh process: the device count is fixed when JAX starts.
@@ -42,7 +44,7 @@ SCRIPT = textwrap.dedent("""
 
 
 def test_four_seeds_on_four_devices_match_each_seed_alone():
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+    env = {**os.environ, "XLA_FLAGS": f"{FAST_COMPILE_FLAGS} --xla_force_host_platform_device_count=4",
            "JAX_PLATFORMS": "cpu"}
     proc = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, capture_output=True,
                           text=True, timeout=600, env=env, check=False)

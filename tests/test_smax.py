@@ -1,4 +1,13 @@
-"""SMAX end to end in-process: finite metrics, win rates in [0, 1], reproducible seeds."""
+"""SMAX end to end, in-process and through the command: finite metrics, win
+rates in [0, 1], reproducible seeds. The command's run comes last, so its
+programs load from the cache the in-process tests filled."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -9,7 +18,9 @@ from meigm_jax.cli_config import load
 from meigm_jax.program import compile_program
 from meigm_jax.seeds import seed_keys
 from meigm_jax.trainer import make_train
-from test_cli import SMAX_TINY
+from helpers import SMAX_TINY
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -142,3 +153,42 @@ def test_smax_world_state_is_normalised_for_the_mixer():
     np.testing.assert_allclose(state * np.asarray(env._state_divisors), raw, rtol=1e-6, atol=1e-6)
     assert raw.max() > 10 and -0.05 <= state.min() and state.max() <= 1.05
     assert np.abs(q_tot).max() < 10.0
+
+
+REQUIRED = ["seed", "env_steps", "updates", "test_return", "test_win_rate", "train_return",
+            "loss_q", "loss_opt", "alpha", "policy_entropy", "sps", "wall_s"]
+
+
+def test_smax_cli_run_writes_checked_metrics(tmp_path):
+    run_dir = tmp_path / "smax"
+    proc = subprocess.run([sys.executable, "-m", "meigm_jax.train", *SMAX_TINY,
+                           f"hydra.run.dir={run_dir}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert len(records) == 2 * 2  # chunks x seeds
+    for rec in records:
+        for key in REQUIRED:
+            assert key in rec, key
+        assert 0.0 <= rec["test_win_rate"] <= 1.0
+        assert rec["env_steps"] >= 600 and rec["sps"] > 0
+        for key in ("test_return", "train_return", "alpha", "policy_entropy"):
+            assert math.isfinite(rec[key]), (key, rec)
+    last = records[-2:]
+    assert all(r["updates"] > 0 and math.isfinite(r["loss_q"]) and math.isfinite(r["loss_opt"])
+               for r in last)
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["env"]["name"] == "smax_5v5" and config["alg"]["name"] == "me_qmix"
+    assert "test_return" in proc.stdout and "done in" in proc.stdout
+    # W&B is offline by default: one run per seed under the run directory.
+    assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 2
+    for rec in records:
+        assert "shaping_weight" not in rec and "soups_per_episode" not in rec
+    # Evaluation of the saved run: a win rate per seed.
+    from meigm_jax.evaluate import main as evaluate
+
+    rows = evaluate([f"run_dir={run_dir}", "episodes=4"])
+    assert [row["seed_index"] for row in rows] == [0, 1]
+    for row in rows:
+        assert 0.0 <= row["win_rate"] <= 1.0 and 1 <= row["length"] <= 100 and row["episodes"] == 4

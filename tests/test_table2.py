@@ -9,7 +9,7 @@ import pytest
 
 from meigm_jax.envs.smacv2 import missing_install
 from meigm_jax.table2 import SCENARIOS, cells, main
-from test_cli import SMAX_TINY
+from helpers import SMAX_TINY
 
 # SMAX_TINY without its env: the same program as the CLI test's run, so the
 # compile comes from the shared cache (checkpoints after every chunk change

@@ -2,7 +2,7 @@
 
     python benchmarks/vs_jaxmarl_overcooked.py --jaxmarl-dir /tmp/jaxmarl_baseline \
         [--layout cramped_room] [--steps 1000000] [--seeds 3] [--their-seeds 1] \
-        [--algs vdn me_qmix] [--out benchmarks/out/vs_jaxmarl_overcooked] [--only ours|theirs] \
+        [--algs vdn me_qmix] [--out benchmarks/out/vs_jaxmarl_overcooked] [--only ours|theirs|none] \
         [--their-max-minutes M]
 
 JaxMARL's code is never part of this repository. Make the copy yourself,
@@ -189,7 +189,8 @@ def main() -> None:
     parser.add_argument("--their-seeds", type=int, default=1, help="seeds of theirs, one run each")
     parser.add_argument("--algs", nargs="+", default=["vdn", "me_qmix"])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/vs_jaxmarl_overcooked"))
-    parser.add_argument("--only", choices=("ours", "theirs"), help="run one side; tabulate what is in --out")
+    parser.add_argument("--only", choices=("ours", "theirs", "none"),
+                        help="run one side (or none); tabulate what is in --out")
     parser.add_argument("--their-max-minutes", type=float,
                         help="stop each of their runs after this long; its curve ends at its last test")
     parser.add_argument("--their-child", type=int, help=argparse.SUPPRESS)  # the seed, in the child
@@ -200,7 +201,7 @@ def main() -> None:
                    out / f"theirs_seed{args.their_child}.jsonl")
         return
     out.mkdir(parents=True, exist_ok=True)
-    if args.only != "ours":
+    if args.only in (None, "theirs"):
         if args.jaxmarl_dir is None:
             parser.error("--jaxmarl-dir is needed to run theirs")
         limit = None if args.their_max_minutes is None else 60 * args.their_max_minutes
@@ -216,7 +217,7 @@ def main() -> None:
                 reached = json.loads(tests[-1])["env_steps"] if tests else 0
                 print(f"theirs, seed {seed}: stopped after {args.their_max_minutes:g} min at its test of "
                       f"{reached:,} env steps (of {args.steps:,}); its curve ends there", flush=True)
-    if args.only != "theirs":
+    if args.only in (None, "ours"):
         for alg in args.algs:
             run_ours(alg, args.layout, args.steps, args.seeds, out / f"run_{alg}", out / f"ours_{alg}.jsonl")
 
@@ -231,8 +232,8 @@ def main() -> None:
         curves["JaxMARL vdn_cnn"] = curve(merged)
     print(f"Overcooked {args.layout}, {args.steps:,} env steps; {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPU cores; wall time from each process's start (compile included)\n")
-    print_table(["soups per episode", *[f"{name}: env steps | wall" for name in curves]],
-                [[f">= {level:g}", *[" | ".join(first_reached(c, level)) for c in curves.values()]]
+    print_table(["soups per episode", *[f"{name}: {what}" for name in curves for what in ("env steps", "wall")]],
+                [[f">= {level:g}", *[cell for c in curves.values() for cell in first_reached(c, level)]]
                  for level in LEVELS])
     print()
     for name, c in curves.items():

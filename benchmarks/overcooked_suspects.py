@@ -6,7 +6,8 @@
 Each row trains ``+env=overcooked_cramped_room preset=cpu`` with the
 overrides listed (none for the preset itself) through the training command,
 in ``OUT/<name>``; a row whose run finished is read, not trained again.
-Prints, per row, the greedy soups per episode at the end and their best,
+Prints, per row, the greedy soups per episode at the end and their area
+under the curve (IQM and 95% CI over seeds), the best of the seeds' mean,
 the env steps of the first evaluation at 5 or more soups (mean over seeds),
 the temperature and Q_tot at the end, and the run's wall time.
 """
@@ -22,6 +23,7 @@ import numpy as np
 from tables import print_table
 
 from meigm_jax.run_dir import group_by_seed, read_config, read_records
+from meigm_jax.stats import iqm_ci
 
 # name -> (what it changes back, overrides on top of preset=cpu)
 SUSPECTS = {
@@ -41,6 +43,14 @@ SUSPECTS = {
     "td_whole": ("TD(lambda) over whole 400-step episodes, batch 2", ["segment.length=400", "batch_size=2"]),
     "td0": ("one-step targets (lambda 0) on the same windows", ["td_lambda=0"]),
 }
+
+
+def iqm_text(values: np.ndarray) -> str:
+    """IQM [95% CI] over seeds; one seed's value alone."""
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    point, low, high = iqm_ci(values)
+    return f"{point:.2f} [{low:.2f}, {high:.2f}]"
 
 
 def finished(run_dir: Path) -> bool:
@@ -70,17 +80,20 @@ def main() -> None:
                            check=True)
         seeds = group_by_seed(read_records(run_dir))
         evals = min(len(s) for s in seeds)
-        soups = np.array([[r["soups_per_episode"] for r in s[:evals]] for s in seeds]).mean(0)
+        per_seed = np.array([[r["soups_per_episode"] for r in s[:evals]] for s in seeds])  # [seeds, evals]
+        soups = per_seed.mean(0)
         steps = np.array([[r["env_steps"] for r in s[:evals]] for s in seeds]).mean(0)
         last = [s[evals - 1] for s in seeds]
         hit = np.nonzero(soups >= 5)[0]
-        rows.append([name, what, " ".join(overrides) or "-", f"{soups[-1]:.2f}", f"{soups.max():.2f}",
+        rows.append([name, what, " ".join(overrides) or "-", iqm_text(per_seed[:, -1]),
+                     iqm_text(per_seed.mean(1)), f"{soups.max():.2f}",
                      f"{int(steps[hit[0]]):,}" if len(hit) else "never",
                      f"{np.mean([r['alpha'] for r in last]):.3f}", f"{np.mean([r['q_tot'] for r in last]):.1f}",
                      f"{last[0]['wall_s'] / 60:.1f}"])
     print(f"overcooked_cramped_room, preset=cpu, alg={args.alg}, {args.seeds} seed(s), {args.steps:,} env steps; "
-          "greedy soups per episode, mean over seeds\n")
-    print_table(["row", "changed back", "overrides", "final soups", "best soups", "first >= 5 soups",
+          "greedy soups per episode: final and AUC (a seed's mean over its evaluations) as IQM [95% CI] "
+          "over seeds; best and first >= 5 of the mean over seeds\n")
+    print_table(["row", "changed back", "overrides", "final soups", "AUC soups", "best soups", "first >= 5 soups",
                  "alpha", "Q_tot", "wall (min)"], rows)
 
 

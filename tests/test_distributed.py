@@ -41,7 +41,7 @@ def _launch(run_dir: Path, process_ids, count: int, extra=(), timeout: float = 6
     for i in process_ids:
         env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}",
                "JAX_NUM_PROCESSES": str(count), "JAX_PROCESS_ID": str(i)}
-        env["XLA_FLAGS"] = FAST_COMPILE_FLAGS  # one CPU device per process
+        env["XLA_FLAGS"] = FAST_COMPILE_FLAGS  # no forced device count: one CPU device per process
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "meigm_jax.train", "distributed=true", *SWEEP, *extra,
              f"hydra.run.dir={run_dir}"], cwd=ROOT, env=env, text=True,

@@ -2,8 +2,9 @@
 
     python benchmarks/time_to_quality.py --jaxmarl-dir /tmp/jaxmarl_baseline \
         [--steps 1000000] [--seeds 3] [--their-seeds 1] [--algs qmix me_qmix] \
-        [--ours-overrides KEY=VALUE ...] [--their-test-interval F] [--their-overrides KEY=VALUE ...] \
-        [--compile-cache DIR] [--out benchmarks/out/time_to_quality] \
+        [--ours-steps N] [--ours-overrides KEY=VALUE ...] \
+        [--their-sizes published|matched] [--their-max-minutes M] \
+        [--their-test-interval F] [--their-overrides KEY=VALUE ...] [--compile-cache DIR] [--out benchmarks/out/time_to_quality] \
         [--only ours|theirs|qmix_rnn|pqn_vdn_rnn|<our alg> ...] [--from-runs]
 
 Measured: for each run, at each greedy evaluation, the env steps, the greedy
@@ -13,8 +14,12 @@ started; the compile time apart. From these: the env steps and the wall
 time (compile included) at which the running mean of 3 consecutive
 evaluations of the greedy return first reaches 0.8, 1.0 and 1.2 (for ours,
 the mean over seeds at each evaluation, then the running mean; the row is
-the third evaluation of the first window that reaches the level). Every run
-trains for the same ``--steps`` env steps (default 1M).
+the third evaluation of the first window that reaches the level). Their
+runs train for ``--steps`` env steps (default 1M), because their epsilon,
+learning-rate and test schedules are fractions of it. Ours train for
+``--ours-steps`` (default the same): none of our schedules depends on
+``total_timesteps`` (it is the key a resumed run may change), so a shorter
+run of ours is the first part of a longer one, evaluation for evaluation.
 
 Each run is a process of its own, started from here one after another,
 never two at once; its wall time counts from just before it is spawned,
@@ -60,8 +65,16 @@ scenario from ``map_name_to_scenario``, the same scenario ours builds,
 SMACv2 unit types and start positions), TOTAL_TIMESTEPS (the budget; their
 epsilon and learning-rate schedules and their test cadence scale with it,
 as in their code), SEED, NUM_SEEDS 1, WANDB_MODE offline (so that their
-callback runs). No size is matched: their own network and batch sizes
-run. At 1M env steps their 5% test cadence gives 20 evaluations (qmix_rnn
+callback runs). With ``--their-sizes published`` (the default) no size is
+matched: their own network and batch sizes run. ``--their-sizes matched``
+runs their networks at our sizes, the ones ``vs_jaxmarl.py`` matches:
+HIDDEN_SIZE 64 for both, and for qmix_rnn MIXER_EMBEDDING_DIM 32 and
+MIXER_HYPERNET_HIDDEN_DIM 64; every other key stays theirs. A GRU of 512
+costs about 60 times the multiply-adds of a GRU of 64 per agent step, which
+on a CPU is hours per 1M env steps; ``--their-max-minutes`` stops each of
+their runs after a wall budget (its curve ends at its last test, and the
+table marks the run as stopped). At 1M env steps their 5% test cadence
+gives 20 evaluations (qmix_rnn
 every 24 updates = 49,152 env steps, pqn_vdn_rnn every 3 updates = 49,152);
 ``--their-test-interval`` changes TEST_INTERVAL (the fraction of updates
 between tests) where a short budget would leave fewer than 3, and
@@ -119,6 +132,8 @@ from tables import print_table
 LEVELS = (0.8, 1.0, 1.2)
 WINDOW = 3  # evaluations in the running mean
 THEIRS = {"qmix_rnn": "ql_rnn_smax.yaml", "pqn_vdn_rnn": "pqn_vdn_rnn_smax.yaml"}
+# Our network sizes (agent GRU 64, mixer embed 32, hypernet 64), for the keys their config has.
+MATCHED = {"HIDDEN_SIZE": 64, "MIXER_EMBEDDING_DIM": 32, "MIXER_HYPERNET_HIDDEN_DIM": 64}
 OURS_SETTINGS = ("seed_loop=sequential", "batch_size=32")
 
 
@@ -146,8 +161,13 @@ def _key_values(pairs: list[str]) -> dict:
 
 # --- theirs: one seed, in a child process of this script --------------------------
 
+def their_name(alg: str, sizes: str) -> str:
+    """The name of their runs on disk and in the table: the alg, and the sizes when matched."""
+    return alg if sizes == "published" else f"{alg}_{sizes}"
+
+
 def their_config(jaxmarl_dir: Path, alg: str, steps: int, seed: int, test_interval: float | None,
-                 overrides: dict) -> dict:
+                 overrides: dict, sizes: str = "published") -> dict:
     from omegaconf import OmegaConf
 
     config: dict = {}
@@ -155,10 +175,19 @@ def their_config(jaxmarl_dir: Path, alg: str, steps: int, seed: int, test_interv
         config.update(OmegaConf.to_container(OmegaConf.load(jaxmarl_dir / "config" / part)))
     config.update(MAP_NAME="smacv2_5_units", TOTAL_TIMESTEPS=steps, SEED=seed, NUM_SEEDS=1,
                   WANDB_MODE="offline")
+    if sizes == "matched":
+        config.update({k: v for k, v in MATCHED.items() if k in config})
     if test_interval is not None:
         config["TEST_INTERVAL"] = test_interval
     config.update(overrides)
     return config
+
+
+def their_grad_steps_per_env_step(config: dict) -> float:
+    """From their config: qmix_rnn takes NUM_EPOCHS gradient steps an update,
+    pqn_vdn_rnn NUM_EPOCHS x NUM_MINIBATCHES (for a run stopped before its end)."""
+    per_update = config["NUM_EPOCHS"] * config.get("NUM_MINIBATCHES", 1)
+    return per_update / (config["NUM_ENVS"] * config["NUM_STEPS"])
 
 
 def run_theirs(args, alg: str, seed: int, out: Path) -> None:
@@ -172,13 +201,14 @@ def run_theirs(args, alg: str, seed: int, out: Path) -> None:
     sys.path.insert(0, str(args.jaxmarl_dir))
     spec.loader.exec_module(module)
     config = their_config(args.jaxmarl_dir, alg, args.steps, seed, args.their_test_interval,
-                          _key_values(args.their_overrides))
+                          _key_values(args.their_overrides), args.their_sizes)
+    name = their_name(alg, args.their_sizes)
     updates = config["TOTAL_TIMESTEPS"] // config["NUM_STEPS"] // config["NUM_ENVS"]
     test_every = int(updates * config["TEST_INTERVAL"])
     if test_every < 1:
         raise SystemExit(f"{alg}: {updates} updates x TEST_INTERVAL {config['TEST_INTERVAL']} tests never; "
                          "raise --steps or --their-test-interval")
-    curve_path = out / f"theirs_{alg}_seed{seed}.jsonl"
+    curve_path = out / f"theirs_{name}_seed{seed}.jsonl"
     curve_path.write_text("")
     module.wandb = overcooked._Recorder(curve_path, test_every, seed)
     env, _ = module.env_from_config(copy.deepcopy(config))
@@ -187,30 +217,51 @@ def run_theirs(args, alg: str, seed: int, out: Path) -> None:
     began = time.perf_counter()
     compiled = train.lower(keys).compile()
     compile_s = time.perf_counter() - began
-    state = jax.block_until_ready(compiled(keys))["runner_state"][0]
-    env_steps, grad_steps = int(np.asarray(state.timesteps)[0]), int(np.asarray(state.grad_steps)[0])
     if "NUM_MINIBATCHES" in config:  # pqn: minibatches split the envs of an update
         batch = f"{config['NUM_ENVS'] // config['NUM_MINIBATCHES']} envs x {config['NUM_STEPS']} steps"
     else:
         batch = f"{config['BUFFER_BATCH_SIZE']} trajectories x {config['NUM_STEPS']} steps"
-    summary = {"compile_s": compile_s, "wall_s": time.perf_counter() - args.t0, "env_steps": env_steps,
-               "grad_steps": grad_steps, "batch": batch, "envs": config["NUM_ENVS"],
+    summary = {"compile_s": compile_s, "wall_s": None, "env_steps": None, "grad_steps": None,
+               "grad_steps_per_env_step": their_grad_steps_per_env_step(config), "finished": False,
+               "batch": batch, "envs": config["NUM_ENVS"], "sizes": args.their_sizes,
                "device": f"{jax.devices()[0].device_kind}, jax {jax.__version__}",
                "config": {k: v for k, v in config.items() if k.isupper()}}
-    (out / f"theirs_{alg}_seed{seed}.json").write_text(json.dumps(summary, indent=1, default=str))
-    print(f"theirs {alg} seed {seed}: {updates} updates, {grad_steps} gradient steps, compile {compile_s:.0f}s, "
+    summary_path = out / f"theirs_{name}_seed{seed}.json"
+    summary_path.write_text(json.dumps(summary, indent=1, default=str))  # a stopped run keeps this one
+    state = jax.block_until_ready(compiled(keys))["runner_state"][0]
+    env_steps, grad_steps = int(np.asarray(state.timesteps)[0]), int(np.asarray(state.grad_steps)[0])
+    summary.update(wall_s=time.perf_counter() - args.t0, env_steps=env_steps, grad_steps=grad_steps,
+                   grad_steps_per_env_step=grad_steps / env_steps, finished=True)
+    summary_path.write_text(json.dumps(summary, indent=1, default=str))
+    print(f"theirs {name} seed {seed}: {updates} updates, {grad_steps} gradient steps, compile {compile_s:.0f}s, "
           f"{summary['wall_s']:.0f}s from spawn", flush=True)
 
 
 def spawn_theirs(args, alg: str, seed: int) -> None:
+    """One seed of theirs in a child; stopped after ``--their-max-minutes``,
+    its summary then records the wall budget and its last test."""
     cmd = [sys.executable, __file__, "--jaxmarl-dir", str(args.jaxmarl_dir), "--steps", str(args.steps),
-           "--out", str(args.out), "--their-child", f"{alg}:{seed}"]
+           "--out", str(args.out), "--their-sizes", args.their_sizes, "--their-child", f"{alg}:{seed}"]
     if args.their_test_interval is not None:
         cmd += ["--their-test-interval", str(args.their_test_interval)]
     if args.their_overrides:
         cmd += ["--their-overrides", *args.their_overrides]
-    print(f"theirs {alg} seed {seed} ...", flush=True)
-    subprocess.run([*cmd, "--t0", repr(time.perf_counter())], check=True, env=_child_env(args.compile_cache))
+    name = their_name(alg, args.their_sizes)
+    print(f"theirs {name} seed {seed} ...", flush=True)
+    limit = None if args.their_max_minutes is None else 60 * args.their_max_minutes
+    try:
+        subprocess.run([*cmd, "--t0", repr(time.perf_counter())], check=True, env=_child_env(args.compile_cache),
+                       timeout=limit)
+    except subprocess.TimeoutExpired:
+        summary_path = args.out / f"theirs_{name}_seed{seed}.json"
+        if not summary_path.exists():
+            raise SystemExit(f"theirs {name} seed {seed}: still compiling after {args.their_max_minutes:g} min")
+        tests = [json.loads(line) for line in (args.out / f"theirs_{name}_seed{seed}.jsonl").read_text().splitlines()]
+        summary = json.loads(summary_path.read_text())
+        summary.update(wall_s=limit, env_steps=tests[-1]["env_steps"] if tests else 0)
+        summary_path.write_text(json.dumps(summary, indent=1, default=str))
+        print(f"theirs {name} seed {seed}: stopped after {args.their_max_minutes:g} min, at its test of "
+              f"{summary['env_steps']:,} env steps (of {args.steps:,}); its curve ends there", flush=True)
 
 
 # --- ours: the training command, in a child process -------------------------------
@@ -228,7 +279,7 @@ def run_ours(args, alg: str) -> None:
     if run_dir.exists():
         shutil.rmtree(run_dir)  # the command refuses an existing run directory
     cmd = [sys.executable, "-m", "meigm_jax.train", "+env=smax_5v5", f"alg={alg}", f"num_seeds={args.seeds}",
-           f"total_timesteps={args.steps}", *OURS_SETTINGS, f"compile_cache={args.compile_cache or 'null'}",
+           f"total_timesteps={args.ours_steps or args.steps}", *OURS_SETTINGS, f"compile_cache={args.compile_cache or 'null'}",
            "wandb.mode=disabled", *args.ours_overrides, f"hydra.run.dir={run_dir.resolve()}"]
     print(f"ours {alg}: {' '.join(cmd[1:])}", flush=True)
     log, metrics, curve_path = args.out / f"ours_{alg}.log", run_dir / "metrics.jsonl", args.out / f"ours_{alg}.jsonl"
@@ -260,7 +311,7 @@ def run_ours(args, alg: str) -> None:
     last = [json.loads(line) for line in metrics.read_text().splitlines()][-args.seeds:]
     summary = {"compile_s": float(compiled.group(1)) if compiled else None, "wall_s": wall_s,
                "env_steps": float(np.mean([r["env_steps"] for r in last])),
-               "grad_steps": float(np.mean([r["updates"] for r in last])),
+               "grad_steps": float(np.mean([r["updates"] for r in last])), "finished": True,
                "batch": f"{config['batch_size']} episodes", "envs": config["num_envs"],
                "batch_size_run": config["batch_size_run"], "command": " ".join(cmd[1:])}
     (args.out / f"ours_{alg}.json").write_text(json.dumps(summary, indent=1))
@@ -297,12 +348,16 @@ def collect(out: Path, algs: list[str]) -> list[dict]:
         if (out / f"ours_{alg}.json").exists():
             rows.append({"trainer": "meigm_jax (ours)", "alg": alg, "runs": [out / f"ours_{alg}.jsonl"]})
     for alg in THEIRS:
-        runs = sorted(p.with_suffix(".jsonl") for p in out.glob(f"theirs_{alg}_seed*.json"))
-        if runs:
-            rows.append({"trainer": "JaxMARL", "alg": alg, "runs": runs})
+        for sizes in ("published", "matched"):
+            name = their_name(alg, sizes)
+            runs = sorted(p.with_suffix(".jsonl") for p in out.glob(f"theirs_{name}_seed*.json"))
+            if runs:
+                rows.append({"trainer": "JaxMARL", "alg": name, "runs": runs})
     for row in rows:
         row["summaries"] = [json.loads(p.with_suffix(".json").read_text()) for p in row["runs"]]
         row["curve"] = load_curve(row["runs"], out / f"theirs_{row['alg']}_merged.jsonl")
+        if any(s["env_steps"] is None for s in row["summaries"]):
+            raise SystemExit(f"{row['alg']}: a run under {out} has not finished; run it again or remove it")
     return rows
 
 
@@ -310,12 +365,13 @@ def table(rows: list[dict]) -> None:
     body = []
     for row in rows:
         s, c = row["summaries"], row["curve"]
-        ratio = np.mean([x["grad_steps"] / x["env_steps"] for x in s])
+        ratio = np.mean([x.get("grad_steps_per_env_step") or x["grad_steps"] / x["env_steps"] for x in s])
+        stopped = "" if all(x.get("finished", True) for x in s) else " (stopped)"
         batch = s[0]["batch"] + (f", 1 per {s[0]['batch_size_run']} episodes" if "batch_size_run" in s[0] else "")
         compile_s = [x["compile_s"] for x in s if x["compile_s"] is not None]
         body.append([row["trainer"], row["alg"], str(c["seeds"]), f"{np.mean([x['env_steps'] for x in s]):,.0f}", batch, str(s[0]["envs"]), f"{ratio:.5f}",
                      f"{np.mean(compile_s):.0f}" if compile_s else "?",
-                     f"{np.mean([x['wall_s'] for x in s]) / 60:.1f} min",
+                     f"{np.mean([x['wall_s'] for x in s]) / 60:.1f} min{stopped}",
                      *[time_to(c, level) for level in LEVELS]])
     print_table(["trainer", "alg", "seeds", "env steps", "batch", "envs", "gradient steps per env step", "compile s",
                  "wall, whole run", *[f"return >= {level:g}: env steps / wall" for level in LEVELS]], body)
@@ -355,6 +411,10 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3, help="our seeds (one run each alg)")
     parser.add_argument("--their-seeds", type=int, default=1, help="their seeds, one run each")
     parser.add_argument("--algs", nargs="+", default=["qmix", "me_qmix"], help="our algorithms")
+    parser.add_argument("--ours-steps", type=int, help="env steps of our runs (default --steps)")
+    parser.add_argument("--their-sizes", choices=("published", "matched"), default="published",
+                        help="their published network sizes, or ours (see the docstring)")
+    parser.add_argument("--their-max-minutes", type=float, help="stop each of their runs after this long")
     parser.add_argument("--ours-overrides", nargs="*", default=[], help="KEY=VALUE for our command")
     parser.add_argument("--their-test-interval", type=float, help="their TEST_INTERVAL (default theirs, 0.05)")
     parser.add_argument("--their-overrides", nargs="*", default=[], help="KEY=VALUE for their config")

@@ -25,6 +25,8 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from meigm_jax import compile_cache
+from meigm_jax.config import to_dict
 from meigm_jax.envs.base import EnvSpec
 from meigm_jax.errors import ConfigError
 from meigm_jax.replay import replay_bytes_per_seed
@@ -120,11 +122,14 @@ def seeds_in_turn(chunk: Callable) -> Callable:
 
 
 def compile_program(trainer: Trainer, devices: list | None = None,
-                    keys: jax.Array | None = None) -> SeedProgram:
+                    keys: jax.Array | None = None, storable: bool = False) -> SeedProgram:
     """Initial state of all seeds and the compiled chunk step.
 
     ``keys`` (default ``seed_keys(config)``) are the seeds' keys, one row per
     seed. The state is donated to each chunk, so the replay is updated in place.
+    ``storable``: the programs are a function of the config alone (the env
+    came from the registry by name), so ``compile_cache.compiled`` may store
+    and load them whole.
     """
     cfg = trainer.config
     keys = seed_keys(cfg) if keys is None else keys
@@ -132,7 +137,12 @@ def compile_program(trainer: Trainer, devices: list | None = None,
     # From host memory: every process holds the same keys (multi-process runs).
     keys = jax.device_put(np.asarray(keys), NamedSharding(mesh, P(DEVICE_AXIS)))
     init = jax.jit(on_devices(jax.vmap(trainer.init, axis_name=SEED_AXIS), mesh, P(DEVICE_AXIS), P(DEVICE_AXIS)))
-    state = init(keys)
+    config = to_dict(cfg) if storable and jax.process_count() == 1 else None
+
+    def key(name: str, args: tuple) -> str | None:
+        return None if config is None else compile_cache.program_key(name, config, args)
+
+    state = compile_cache.compiled(init, (keys,), key("init", (keys,)))(keys)
     if cfg.seed_loop == "sequential":
         block_chunk = seeds_in_turn(trainer.chunk)
     else:
@@ -140,7 +150,8 @@ def compile_program(trainer: Trainer, devices: list | None = None,
     chunk = jax.jit(on_devices(block_chunk, mesh, (P(DEVICE_AXIS), P()), (P(DEVICE_AXIS), P(DEVICE_AXIS))),
                     donate_argnums=0)
     index = jax.ShapeDtypeStruct((), np.int32)
-    return SeedProgram(mesh=mesh, state=state, chunk=chunk.lower(state, index).compile())
+    return SeedProgram(mesh=mesh, state=state, chunk=compile_cache.compiled(chunk, (state, index),
+                                                                           key("chunk", (state, index))))
 
 
 def to_host(tree):
@@ -156,10 +167,12 @@ class JaxProgram:
     """The JAX envs' ``RunProgram``: all seeds' chunk is one compiled call.
 
     Making it checks that the replays fit the devices (a ConfigError line);
-    entering it compiles.
+    entering it compiles. ``storable``: ``env`` is the registry's env of
+    ``cfg.env.name`` (``compile_program``).
     """
 
-    def __init__(self, cfg, env=None, devices: list | None = None):
+    def __init__(self, cfg, env=None, devices: list | None = None, storable: bool = False):
+        self._storable = storable or env is None
         self._devices = list(jax.devices() if devices is None else devices)
         self._num_seeds = cfg.num_seeds
         # The trainer, not only its learner: an env's end report (analysis)
@@ -178,7 +191,7 @@ class JaxProgram:
         self.notes: list[str] = []
 
     def __enter__(self) -> "JaxProgram":
-        program = compile_program(self.trainer, self._devices)
+        program = compile_program(self.trainer, self._devices, storable=self._storable)
         self.state, self._chunk = program.state, program.chunk
         used, available = program.mesh.devices.size, len(self._devices)
         note = "" if used == available else (f" (of {available}: num_seeds={self._num_seeds} "

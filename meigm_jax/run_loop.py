@@ -59,10 +59,11 @@ def join_processes(cfg: TrainConfig) -> None:
 
 def open_program(cfg: TrainConfig, env=None):
     """The env's ``RunProgram``: compiled JAX chunks, or workers stepped on the host."""
+    from_registry = env is None  # then the config names all of it, and its programs may be stored whole
     env = make_env(cfg.env.name) if env is None else env
     if env.spec.host_stepped:
         return HostProgram(cfg, env)
-    return JaxProgram(cfg, env)
+    return JaxProgram(cfg, env, storable=from_registry)
 
 
 def run(cfg: TrainConfig, run_dir: Path, env=None) -> list[dict]:

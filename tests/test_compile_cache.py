@@ -1,13 +1,18 @@
-"""The persistent compilation cache: where it lives, turning it off, and a second process loading from it."""
+"""The persistent compilation cache: where it lives, turning it off, stored
+executables, and a second process loading from it."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from meigm_jax import compile_cache
@@ -72,12 +77,85 @@ def _train(cache: Path, run_dir: Path) -> str:
     return out.stdout
 
 
+def _records(run_dir: Path) -> list[dict]:
+    timing = ("sps", "wall_s")
+    return [{k: v for k, v in json.loads(line).items() if k not in timing}
+            for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
 def test_a_second_process_loads_its_programs_from_the_cache(tmp_path):
     cache = tmp_path / "xla"
-    first = re.search(r"\((\d+) of (\d+) programs from the compilation cache\)", _train(cache, tmp_path / "a"))
-    assert first and int(first[1]) == 0 and int(first[2]) > 0
+    pattern = r"\((\d+) of (\d+) programs from the compilation cache(?:, (\d+) of them untraced)?\)"
+    first = re.search(pattern, _train(cache, tmp_path / "a"))
+    assert first and int(first[1]) == 0 and int(first[2]) > 0 and first[3] is None
     stored = set(os.listdir(cache))
-    assert stored
-    second = re.search(r"\((\d+) of (\d+) programs from the compilation cache\)", _train(cache, tmp_path / "b"))
-    assert second and int(second[1]) == int(second[2]) == int(first[2])
+    executables = sorted(os.listdir(cache / "executables"))
+    assert [name.split("-")[0] for name in executables] == ["chunk", "init"]
+    second = re.search(pattern, _train(cache, tmp_path / "b"))
+    # Every program from the cache; the run's own two loaded whole, without tracing.
+    assert second and int(second[1]) == int(second[2]) == int(first[2]) and int(second[3]) == 2
     assert set(os.listdir(cache)) == stored  # nothing new was compiled
+    assert sorted(os.listdir(cache / "executables")) == executables
+    assert _records(tmp_path / "b") == _records(tmp_path / "a")  # the loaded programs compute the same
+
+
+@pytest.fixture
+def stored_in(monkeypatch, tmp_path):
+    """``compile_cache.compiled`` storing under ``tmp_path``, counting afresh."""
+    monkeypatch.setattr(compile_cache, "_enabled", [tmp_path])
+    monkeypatch.setattr(compile_cache, "_counts", dict.fromkeys(compile_cache._counts, 0))
+    return tmp_path / "executables"
+
+
+def test_an_executable_is_stored_then_loaded_untraced(stored_in):
+    traced = []
+
+    def double(x):
+        traced.append(x.shape)
+        return 2 * x
+
+    x = jnp.arange(3.0)
+    first = compile_cache.compiled(jax.jit(double), (x,), "double-k")
+    assert (stored_in / "double-k.pkl").is_file() and len(traced) == 1
+    second = compile_cache.compiled(jax.jit(double), (x,), "double-k")
+    assert len(traced) == 1  # loaded, not traced again
+    assert compile_cache.counts().untraced == 1
+    np.testing.assert_array_equal(second(x), first(x))
+    np.testing.assert_array_equal(second(x), [0.0, 2.0, 4.0])
+
+
+def test_a_damaged_executable_is_one_warning_and_compiled_again(stored_in, capsys):
+    x = jnp.arange(3.0)
+    stored_in.mkdir()
+    (stored_in / "inc-k.pkl").write_bytes(b"not a pickle")
+    program = compile_cache.compiled(jax.jit(lambda v: v + 1), (x,), "inc-k")
+    np.testing.assert_array_equal(program(x), [1.0, 2.0, 3.0])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("warning: stored executable inc-k.pkl did not load")
+    assert compile_cache.counts().untraced == 0
+    compile_cache.compiled(jax.jit(lambda v: v + 1), (x,), "inc-k")  # rewritten whole: now it loads
+    assert compile_cache.counts().untraced == 1
+
+
+def test_no_key_or_no_cache_stores_nothing(stored_in, monkeypatch):
+    x = jnp.arange(3.0)
+    compile_cache.compiled(jax.jit(lambda v: v - 1), (x,), None)
+    assert not stored_in.exists()
+    monkeypatch.setattr(compile_cache, "_enabled", [None])
+    compile_cache.compiled(jax.jit(lambda v: v - 1), (x,), "dec-k")
+    assert not stored_in.exists()
+
+
+def test_the_key_follows_what_the_program_is_built_from():
+    config = {"lr": 0.001, "num_envs": 4, "wandb": {"mode": "online"}, "resume": False}
+    x = jnp.zeros((2, 3))
+    key = compile_cache.program_key("chunk", config, (x,))
+    assert key.startswith("chunk-")
+    assert compile_cache.program_key("chunk", config, (x,)) == key
+    assert compile_cache.program_key("init", config, (x,)) != key
+    assert compile_cache.program_key("chunk", {**config, "lr": 0.002}, (x,)) != key
+    assert compile_cache.program_key("chunk", config, (jnp.zeros((2, 4)),)) != key
+    assert compile_cache.program_key("chunk", config, (jnp.zeros((2, 3), jnp.int32),)) != key
+    # How a run is logged, resumed or cached does not enter its programs.
+    outside = {**config, "wandb": {"mode": "disabled"}, "resume": True, "compile_cache": None}
+    assert compile_cache.program_key("chunk", outside, (x,)) == key

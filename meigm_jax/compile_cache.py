@@ -16,7 +16,8 @@ what determines it (the config, this package's source, the versions of
 jax, jaxlib and jaxmarl, the devices, XLA_FLAGS and the arguments' shapes
 and shardings) and loads it without tracing at all. It is used only where
 that key is complete: programs built from a registered env by name, in a
-single process.
+single process. Code changed while the process runs (a monkeypatch in a
+test) is not in the key: such a caller passes ``compile_cache=null``.
 """
 
 from __future__ import annotations

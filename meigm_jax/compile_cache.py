@@ -14,7 +14,9 @@ and lowers every program (on smax_5v5 about 10 s). ``compiled`` goes one
 step further for a run's own programs: it keys the serialized executable on
 what determines it (the config, this package's source, the versions of
 jax, jaxlib and jaxmarl, the devices, XLA_FLAGS and the arguments' shapes
-and shardings) and loads it without tracing at all. It is used only where
+and shardings) and loads it without tracing at all. It stores only
+executables it compiled itself, never ones JAX's cache supplied (on CPU
+those serialize again without all their kernels). It is used only where
 that key is complete: programs built from a registered env by name, in a
 single process. Code changed while the process runs (a monkeypatch in a
 test) is not in the key: such a caller passes ``compile_cache=null``.
@@ -184,7 +186,14 @@ def compiled(jitted: Callable, args: tuple, key: str | None) -> Any:
             for event in (_REQUEST, _HIT, _UNTRACED):
                 _counts[event] += 1
             return program
+    hits = _counts[_HIT]
     program = jitted.lower(*args).compile()
+    if _counts[_HIT] > hits:
+        # JAX's cache supplied it: on CPU an executable loaded from there
+        # serializes without some of its kernels, and a later process that
+        # loaded it would fail at its first call ("Function ... not found").
+        # Only a fresh compile is stored; until then a run traces this one.
+        return program
     try:
         blob = pickle.dumps(serialize_executable.serialize(program))
         path.parent.mkdir(parents=True, exist_ok=True)

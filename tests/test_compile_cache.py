@@ -107,33 +107,83 @@ def stored_in(monkeypatch, tmp_path):
     return tmp_path / "executables"
 
 
-def test_an_executable_is_stored_then_loaded_untraced(stored_in):
-    traced = []
+def _unseen() -> float:
+    """A constant no earlier run has compiled into a program: the suite's
+    JAX cache misses, so ``compiled`` compiles afresh (and stores)."""
+    return float(int.from_bytes(os.urandom(3), "little") + 2)
 
-    def double(x):
+
+def test_an_executable_is_stored_then_loaded_untraced(stored_in):
+    traced, factor = [], _unseen()
+
+    def scale(x):
         traced.append(x.shape)
-        return 2 * x
+        return factor * x
 
     x = jnp.arange(3.0)
-    first = compile_cache.compiled(jax.jit(double), (x,), "double-k")
-    assert (stored_in / "double-k.pkl").is_file() and len(traced) == 1
-    second = compile_cache.compiled(jax.jit(double), (x,), "double-k")
+    first = compile_cache.compiled(jax.jit(scale), (x,), "scale-k")
+    assert (stored_in / "scale-k.pkl").is_file() and len(traced) == 1
+    second = compile_cache.compiled(jax.jit(scale), (x,), "scale-k")
     assert len(traced) == 1  # loaded, not traced again
     assert compile_cache.counts().untraced == 1
     np.testing.assert_array_equal(second(x), first(x))
-    np.testing.assert_array_equal(second(x), [0.0, 2.0, 4.0])
+    np.testing.assert_array_equal(second(x), np.float32(factor) * np.arange(3.0, dtype=np.float32))
+
+
+# One process's work with ``compiled``: a scan with slices and an iota, the
+# kind of program whose kernels a re-serialized executable lost.
+_PROCESS = """
+import sys
+import jax, jax.numpy as jnp, numpy as np
+from meigm_jax import compile_cache
+compile_cache.enable(sys.argv[1])
+
+def program(x):
+    def body(c, i):
+        c = c + jnp.sin(jax.lax.dynamic_slice_in_dim(x, i, 1, 0)).sum() * c[::-1]
+        return c, c[1:3].sum()
+    return jax.lax.scan(body, x[0], jnp.arange(3))
+
+x = jnp.arange(12.0).reshape(3, 4) / float(sys.argv[2])
+out = compile_cache.compiled(jax.jit(program), (x,), "scan-k")(x)
+print(compile_cache.counts().untraced, np.asarray(out[1]).tolist())
+"""
+
+
+def test_an_executable_from_jax_cache_is_not_stored_again(tmp_path):
+    """Stored executables are fresh compiles: one that JAX's own cache
+    supplied is not re-serialized (on CPU that copy lacks kernels, and the
+    process that loaded it failed), so every later process runs."""
+    cache, scale = tmp_path / "xla", str(_unseen())
+    env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
+
+    def process() -> list:
+        out = subprocess.run([sys.executable, "-c", _PROCESS, str(cache), scale], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        untraced, values = out.stdout.strip().splitlines()[-1].split(" ", 1)
+        return [int(untraced), values]
+
+    stored = cache / "executables" / "scan-k.pkl"
+    fresh = process()
+    assert fresh[0] == 0 and stored.is_file()
+    assert process() == [1, fresh[1]]  # the stored executable, loaded untraced
+    stored.unlink()
+    assert process() == [0, fresh[1]]  # JAX's cache supplied it: traced, not stored
+    assert not stored.exists()
+    assert process() == [0, fresh[1]]
 
 
 def test_a_damaged_executable_is_one_warning_and_compiled_again(stored_in, capsys):
-    x = jnp.arange(3.0)
+    x, step = jnp.arange(3.0), _unseen()
     stored_in.mkdir()
     (stored_in / "inc-k.pkl").write_bytes(b"not a pickle")
-    program = compile_cache.compiled(jax.jit(lambda v: v + 1), (x,), "inc-k")
-    np.testing.assert_array_equal(program(x), [1.0, 2.0, 3.0])
+    program = compile_cache.compiled(jax.jit(lambda v: v + step), (x,), "inc-k")
+    np.testing.assert_array_equal(program(x), np.arange(3.0, dtype=np.float32) + np.float32(step))
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("warning: stored executable inc-k.pkl did not load")
     assert compile_cache.counts().untraced == 0
-    compile_cache.compiled(jax.jit(lambda v: v + 1), (x,), "inc-k")  # rewritten whole: now it loads
+    compile_cache.compiled(jax.jit(lambda v: v + step), (x,), "inc-k")  # rewritten whole: now it loads
     assert compile_cache.counts().untraced == 1
 
 

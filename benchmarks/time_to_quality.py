@@ -12,9 +12,10 @@ test return (the env's units: SMAX pays at most about 2 an episode, 1 of
 damage and 1 for a win) and the wall time since the run's process was
 started; the compile time apart. From these: the env steps and the wall
 time (compile included) at which the running mean of 3 consecutive
-evaluations of the greedy return first reaches 0.8, 1.0 and 1.2 (for ours,
-the mean over seeds at each evaluation, then the running mean; the row is
-the third evaluation of the first window that reaches the level). Their
+evaluations of the greedy return first reaches 0.8, 1.0 and 1.2 (with
+several seeds, the mean over seeds at each evaluation, then the running
+mean; the row is the third evaluation of the first window that reaches the
+level, at the wall time of the slowest seed's process). Their
 runs train for ``--steps`` env steps (default 1M), because their epsilon,
 learning-rate and test schedules are fractions of it. Ours train for
 ``--ours-steps`` (default the same): none of our schedules depends on
@@ -88,22 +89,23 @@ over the episodes that ended within the test's 128 steps.
 Their cost on a CPU (GRU 512 for 5 agents over 128-step trajectories) is
 why they default to one seed each (``--their-seeds``).
 
-Ours: ``python -m meigm_jax.train +env=smax_5v5 alg=A num_seeds=3
-total_timesteps=N seed_loop=sequential batch_size=32 compile_cache=null
+Ours, one process per seed as theirs (a researcher waits for one policy,
+not for three trained in turn): ``python -m meigm_jax.train +env=smax_5v5
+alg=A num_seeds=1 seed=K total_timesteps=N batch_size=32 compile_cache=null
 wandb.mode=disabled`` plus ``--ours-overrides``: the CPU settings of
 RESULTS.md's smax_5v5 line-up (the paper's smax_5v5 config: 16 envs, one
 gradient step per 4 episodes, replay 5,000 episodes, target copy every 200
-episodes, rewards x 10 for learning; except batch 32 episodes and seeds
-taking turns inside the compiled chunk, the faster seed loop on a small
-CPU), greedy test on 32 episodes per seed every 10,000 env steps. Its
-stdout goes to ``ours_<alg>.log`` (compile time from its "compiled in X s"
-line); its ``metrics.jsonl`` is read as it grows, each record stamped with
-its arrival time. The table's replay ratio is measured over the whole run:
-gradient steps / env steps at the end (ours: mean over seeds).
+episodes, rewards x 10 for learning; except batch 32 episodes), greedy
+test on 32 episodes every 10,000 env steps. Its stdout goes to
+``ours_<alg>_seed<k>.log`` (compile time from its "compiled in X s" line);
+its ``metrics.jsonl`` is read as it grows, each record stamped with its
+arrival time. The table's replay ratio is measured over the whole run:
+gradient steps / env steps at the end (mean over seeds).
 
-Writes under ``--out``: ``ours_<alg>.jsonl`` and ``theirs_<alg>_seed<k>.jsonl``
-(one record per evaluation and seed: seed, env_steps, test_return, wall_s),
-a ``.json`` summary beside each, our run directories ``run_<alg>`` and the
+Writes under ``--out``: ``ours_<alg>_seed<k>.jsonl`` and
+``theirs_<alg>_seed<k>.jsonl`` (one record per evaluation: seed, env_steps,
+test_return, wall_s), a ``.json`` summary beside each, our run directories
+``run_<alg>_seed<k>`` and the
 figure ``time_to_quality.png``. ``--only`` runs a part and ``--from-runs``
 runs nothing; both tabulate everything on disk, so a long comparison can
 be done in parts.
@@ -134,7 +136,7 @@ WINDOW = 3  # evaluations in the running mean
 THEIRS = {"qmix_rnn": "ql_rnn_smax.yaml", "pqn_vdn_rnn": "pqn_vdn_rnn_smax.yaml"}
 # Our network sizes (agent GRU 64, mixer embed 32, hypernet 64), for the keys their config has.
 MATCHED = {"HIDDEN_SIZE": 64, "MIXER_EMBEDDING_DIM": 32, "MIXER_HYPERNET_HIDDEN_DIM": 64}
-OURS_SETTINGS = ("seed_loop=sequential", "batch_size=32")
+OURS_SETTINGS = ("batch_size=32",)
 
 
 def _child_env(cache: str | None) -> dict:
@@ -274,15 +276,16 @@ def _echo(stream, log: Path, prefix: str) -> None:
             print(prefix + line, end="", flush=True)
 
 
-def run_ours(args, alg: str) -> None:
-    run_dir = args.out / f"run_{alg}"
+def run_ours(args, alg: str, seed: int) -> None:
+    name = f"ours_{alg}_seed{seed}"
+    run_dir = args.out / f"run_{alg}_seed{seed}"
     if run_dir.exists():
         shutil.rmtree(run_dir)  # the command refuses an existing run directory
-    cmd = [sys.executable, "-m", "meigm_jax.train", "+env=smax_5v5", f"alg={alg}", f"num_seeds={args.seeds}",
+    cmd = [sys.executable, "-m", "meigm_jax.train", "+env=smax_5v5", f"alg={alg}", "num_seeds=1", f"seed={seed}",
            f"total_timesteps={args.ours_steps or args.steps}", *OURS_SETTINGS, f"compile_cache={args.compile_cache or 'null'}",
            "wandb.mode=disabled", *args.ours_overrides, f"hydra.run.dir={run_dir.resolve()}"]
-    print(f"ours {alg}: {' '.join(cmd[1:])}", flush=True)
-    log, metrics, curve_path = args.out / f"ours_{alg}.log", run_dir / "metrics.jsonl", args.out / f"ours_{alg}.jsonl"
+    print(f"ours {alg} seed {seed}: {' '.join(cmd[1:])}", flush=True)
+    log, metrics, curve_path = args.out / f"{name}.log", run_dir / "metrics.jsonl", args.out / f"{name}.jsonl"
     t0 = time.perf_counter()
     child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                              env=_child_env(args.compile_cache))
@@ -296,7 +299,7 @@ def run_ours(args, alg: str) -> None:
             # whole lines only: each record ends with a newline, a half-written one not yet
             lines = metrics.read_text().split("\n")[:-1] if metrics.exists() else []
             for record in map(json.loads, lines[taken:]):
-                sink.write(json.dumps({"seed": record["seed_index"], "env_steps": record["env_steps"],
+                sink.write(json.dumps({"seed": seed, "env_steps": record["env_steps"],
                                        "test_return": record["test_return"], "wall_s": now}) + "\n")
             sink.flush()
             taken = max(taken, len(lines))
@@ -305,16 +308,15 @@ def run_ours(args, alg: str) -> None:
     reader.join()
     wall_s = time.perf_counter() - t0
     if child.returncode:
-        raise SystemExit(f"ours {alg} failed with exit code {child.returncode}; see {log}")
+        raise SystemExit(f"ours {alg} seed {seed} failed with exit code {child.returncode}; see {log}")
     compiled = re.search(r"compiled in ([0-9.]+)s", log.read_text())
     config = json.loads((run_dir / "config.json").read_text())
-    last = [json.loads(line) for line in metrics.read_text().splitlines()][-args.seeds:]
+    last = json.loads(metrics.read_text().splitlines()[-1])
     summary = {"compile_s": float(compiled.group(1)) if compiled else None, "wall_s": wall_s,
-               "env_steps": float(np.mean([r["env_steps"] for r in last])),
-               "grad_steps": float(np.mean([r["updates"] for r in last])), "finished": True,
+               "env_steps": float(last["env_steps"]), "grad_steps": float(last["updates"]), "finished": True,
                "batch": f"{config['batch_size']} episodes", "envs": config["num_envs"],
                "batch_size_run": config["batch_size_run"], "command": " ".join(cmd[1:])}
-    (args.out / f"ours_{alg}.json").write_text(json.dumps(summary, indent=1))
+    (args.out / f"{name}.json").write_text(json.dumps(summary, indent=1))
 
 
 # --- the table and the figure -----------------------------------------------------
@@ -345,8 +347,9 @@ def collect(out: Path, algs: list[str]) -> list[dict]:
     """Every finished run on disk: one row per (trainer, alg)."""
     rows = []
     for alg in algs:
-        if (out / f"ours_{alg}.json").exists():
-            rows.append({"trainer": "meigm_jax (ours)", "alg": alg, "runs": [out / f"ours_{alg}.jsonl"]})
+        runs = sorted(p.with_suffix(".jsonl") for p in out.glob(f"ours_{alg}_seed*.json"))
+        if runs:
+            rows.append({"trainer": "meigm_jax (ours)", "alg": alg, "runs": runs})
     for alg in THEIRS:
         for sizes in ("published", "matched"):
             name = their_name(alg, sizes)
@@ -355,7 +358,8 @@ def collect(out: Path, algs: list[str]) -> list[dict]:
                 rows.append({"trainer": "JaxMARL", "alg": name, "runs": runs})
     for row in rows:
         row["summaries"] = [json.loads(p.with_suffix(".json").read_text()) for p in row["runs"]]
-        row["curve"] = load_curve(row["runs"], out / f"theirs_{row['alg']}_merged.jsonl")
+        side = "ours" if row["trainer"].endswith("(ours)") else "theirs"
+        row["curve"] = load_curve(row["runs"], out / f"{side}_{row['alg']}_merged.jsonl")
         if any(s["env_steps"] is None for s in row["summaries"]):
             raise SystemExit(f"{row['alg']}: a run under {out} has not finished; run it again or remove it")
     return rows
@@ -385,7 +389,7 @@ def plot(rows: list[dict], path: Path) -> None:
 
     fig, (by_wall, by_steps) = plt.subplots(1, 2, figsize=(12, 4.5))
     for row in rows:
-        # ours: the mean over its vmapped seeds; theirs: one line per seed's run
+        # ours: the mean over seeds (three or more); theirs: one line per seed's run
         lines = [row["curve"]] if row["trainer"].endswith("(ours)") else [load_curve([p], p) for p in row["runs"]]
         for k, c in enumerate(lines):
             label = f"{row['trainer']} {row['alg']}" + (f" ({c['seeds']} seeds, mean)" if c["seeds"] > 1 else
@@ -408,7 +412,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jaxmarl-dir", type=Path, help="a copy of JaxMARL's baselines/QLearning, outside the repo")
     parser.add_argument("--steps", type=int, default=1_000_000, help="env steps of every run")
-    parser.add_argument("--seeds", type=int, default=3, help="our seeds (one run each alg)")
+    parser.add_argument("--seeds", type=int, default=3, help="our seeds, one run each")
     parser.add_argument("--their-seeds", type=int, default=1, help="their seeds, one run each")
     parser.add_argument("--algs", nargs="+", default=["qmix", "me_qmix"], help="our algorithms")
     parser.add_argument("--ours-steps", type=int, help="env steps of our runs (default --steps)")
@@ -447,7 +451,8 @@ def main() -> None:
                 spawn_theirs(args, alg, seed)
     for alg in args.algs:
         if chosen(alg, "ours"):
-            run_ours(args, alg)
+            for seed in range(args.seeds):
+                run_ours(args, alg, seed)
 
     rows = collect(args.out, args.algs)
     if not rows:

@@ -459,8 +459,8 @@ def main() -> None:
         raise SystemExit(f"no finished runs under {args.out}")
     print(f"\nsmax_5v5 (smacv2_5_units, HeuristicEnemySMAX); "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores. Greedy test return, "
-          f"running mean of {WINDOW} evaluations (of the mean over seeds where there are several); wall time from each "
-          "process's spawn, compile included.\n")
+          f"running mean of {WINDOW} evaluations (of the mean over seeds where there are several); "
+          "wall time from each process's spawn, compile included.\n")
     table(rows)
     plot(rows, args.out / "time_to_quality.png")
     print(f"\nwrote {args.out / 'time_to_quality.png'}")

@@ -67,3 +67,26 @@ def test_qmix_is_monotone_in_every_agent_q():
         assert grads.shape == (BATCH, N)
         assert bool(jnp.all(grads >= 0))
         assert bool(jnp.any(grads > 0))
+
+
+def test_patch_conv_equals_flax_conv_with_leading_axes_and_vmapped_kernels():
+    # The CNN torso's convolution is patches x matrix; with nn.Conv's
+    # parameters it must give nn.Conv's output, also with one kernel per
+    # vmapped seed (where lax.conv would become a grouped convolution).
+    import flax.linen as nn
+
+    from meigm_jax.networks.conv import PatchConv
+
+    x = jax.random.normal(jax.random.PRNGKey(0), (3, 2, 5, 4, 6))  # [seeds, batch, H, W, C]
+    reference, ours = nn.Conv(8, (3, 3), padding="SAME"), PatchConv(8, (3, 3))
+    keys = jax.random.split(jax.random.PRNGKey(1), 3)
+    params = perturbed(jax.vmap(reference.init)(keys, x), 0, 0.1)  # non-zero biases
+    assert jax.tree.map(jnp.shape, params) == jax.tree.map(
+        jnp.shape, jax.vmap(ours.init)(keys, x))
+    expected = jax.vmap(reference.apply)(params, x)
+    got = jax.vmap(ours.apply)(params, x)
+    assert got.shape == (3, 2, 5, 4, 8)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    # Leading axes beyond the batch are carried through.
+    np.testing.assert_allclose(ours.apply(jax.tree.map(lambda p: p[0], params), x[0][None]),
+                               expected[0][None], rtol=1e-5, atol=1e-5)

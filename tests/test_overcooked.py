@@ -1,5 +1,6 @@
 """Overcooked: every layout inside the trainer's rollout, reward shaping, a short run, bad input."""
 
+import dataclasses
 import json
 import math
 
@@ -183,3 +184,16 @@ def test_cpu_preset_learns_values_from_the_shaped_reward(tmp_path):
     assert all(r["train_shaped_return"] > 0 for r in records)
     q = [r["q_tot"] for r in records]
     assert 0 < q[0] < q[1] < q[2], q
+
+
+def test_a_layout_preset_extends_the_family_preset():
+    # asymm_advantages has its own preset=cpu: the family's settings with a
+    # lower final target entropy; the other layouts take the family's file,
+    # and a key=value still wins over either.
+    family = load(["+env=overcooked_cramped_room", "preset=cpu"])
+    asymm = load(["+env=overcooked_asymm_advantages", "preset=cpu"])
+    assert family.env.target_entropy_coef == 0.24 and asymm.env.target_entropy_coef == 0.1
+    assert dataclasses.replace(asymm, env=family.env) == family
+    assert dataclasses.replace(asymm.env, name=family.env.name, target_entropy_coef=0.24) == family.env
+    assert load(["+env=overcooked_asymm_advantages", "preset=cpu",
+                 "env.target_entropy_coef=0.3"]).env.target_entropy_coef == 0.3

@@ -68,8 +68,7 @@ def _encode(module: nn.Module, obs: jax.Array, inputs: jax.Array, extras: jax.Ar
         if x.ndim - len(lead) != 3:
             raise ValueError(f"agent.torso=cnn needs (H, W, C) observations, got {obs.shape[len(lead):]}")
         for i in range(2):
-            x = nn.relu(conv(module.cnn_channels, x.shape[-1], (3, 3), padding="SAME",
-                             name=f"conv{i}")(x))
+            x = nn.relu(conv(module.cnn_channels, x.shape[-1], (3, 3), name=f"conv{i}")(x))
     x = jnp.concatenate([x.reshape(lead + (-1,)), inputs], axis=-1)
     return nn.relu(linear(module.hidden_dim, x.shape[-1], name="encoder")(x))
 

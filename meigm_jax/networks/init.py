@@ -16,6 +16,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from meigm_jax.networks.conv import PatchConv
+
 # U(+-sqrt(3 * scale / fan_in)) with scale 1/3 is U(+-1/sqrt(fan_in)); flax
 # computes fan_in from the kernel's shape (inputs x receptive field).
 TORCH_KERNEL_INIT = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
@@ -37,12 +39,12 @@ def linear(features: int, fan_in: int, name: str | None = None) -> nn.Dense:
                     name=name)
 
 
-def conv(features: int, in_channels: int, kernel_size: tuple[int, int], name: str | None = None,
-         **kwargs) -> nn.Conv:
-    """``nn.Conv`` initialised as PyTorch's ``nn.Conv2d``."""
+def conv(features: int, in_channels: int, kernel_size: tuple[int, int],
+         name: str | None = None) -> PatchConv:
+    """A stride-1, SAME-padded convolution initialised as PyTorch's ``nn.Conv2d``."""
     fan_in = in_channels * math.prod(kernel_size)
-    return nn.Conv(features, kernel_size, kernel_init=TORCH_KERNEL_INIT,
-                   bias_init=torch_bias_init(fan_in), name=name, **kwargs)
+    return PatchConv(features, kernel_size, kernel_init=TORCH_KERNEL_INIT,
+                     bias_init=torch_bias_init(fan_in), name=name)
 
 
 def gru_cell(hidden_dim: int, name: str | None = None) -> nn.GRUCell:

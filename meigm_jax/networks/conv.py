@@ -2,13 +2,15 @@
 
 Seeds are ``vmap``ped over whole train programs, so each seed's convolution
 has its own kernel. ``vmap`` turns ``lax.conv`` with a batched kernel into a
-grouped convolution (one group per seed), which XLA's CPU backend runs
-several times slower than the same work as one matrix product per seed
-(``benchmarks/conv_vmap.py``). Here the patch extraction has no parameters,
-so ``vmap`` only adds a batch axis to it, and the kernel meets the patches in
-a matrix product, which ``vmap`` batches. Parameters
-are named and shaped as ``nn.Conv``'s (``kernel`` [kh, kw, in, out],
-``bias`` [out]); the output equals ``nn.Conv``'s up to float rounding.
+grouped convolution (one group per seed), which XLA's CPU backend runs far
+slower than the same work as one matrix product per seed; inside the
+training program it is slow even for one seed. Here the patch extraction
+has no parameters, so ``vmap`` only adds a batch axis to it, and the kernel
+meets the patches in a matrix product, which ``vmap`` batches
+(``benchmarks/conv_vmap.py``: 7-10 times the env steps per second of the
+CNN torso on a CPU). Parameters are named and shaped as ``nn.Conv``'s
+(``kernel`` [kh, kw, in, out], ``bias`` [out]); the output equals
+``nn.Conv``'s up to float rounding.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import jax.numpy as jnp
 
 
 class PatchConv(nn.Module):
+    """``nn.Conv(features, kernel_size, padding="SAME")`` as shifted views times a matrix."""
+
     features: int
     kernel_size: tuple[int, int]
     kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from meigm_jax.networks.model import Networks, mix, policy_logits
 from meigm_jax.networks.agent import agent_extras
-from meigm_jax.policy import greedy, soft_policy
+from meigm_jax.policy import greedy, soft_policy, temperature
 from meigm_jax.types import Observation, Params
 
 
@@ -32,7 +32,7 @@ def first_step_joint_values(nets: Networks, params: Params, observation: Observa
     best = greedy(q, observation.avail)
     if soft:
         logits = policy_logits(nets, params, q, observation.state)
-        policy = jnp.exp(soft_policy(logits, observation.avail, jnp.exp(params.log_alpha)).log_probs)
+        policy = jnp.exp(soft_policy(logits, observation.avail, temperature(params.log_alpha)).log_probs)
     else:
         policy = jax.nn.one_hot(best, k)
     joint = jnp.array(list(itertools.product(range(k), repeat=n)), jnp.int32)

@@ -39,6 +39,7 @@ AGENT_KINDS = ("rnn", "feedforward")
 WANDB_MODES = ("offline", "online", "disabled")
 REPLAY_FLOAT_DTYPES = ("float32", "float16", "bfloat16")
 SEED_LOOPS = ("vmap", "sequential")
+TARGET_ENTROPY_SCOPES = ("joint", "per_agent")
 
 # Named algorithms: (mixer, policy head, opt kind). Baselines have no OPT.
 ALG_PRESETS: dict[str, tuple[str, str, str]] = {
@@ -236,6 +237,15 @@ class TrainConfig:
     # A number: the temperature is held at it (no alpha loss; init_alpha and
     # alpha_lr are ignored). An alg-level choice that env files leave alone.
     fixed_alpha: Optional[float] = None
+    # What the temperature holds to the target entropy. "joint": one alpha,
+    # the agents' summed entropy held to coef x agents (the paper's SAC
+    # form). "per_agent": one alpha per agent, each agent's own entropy held
+    # to coef (one cook cannot stay near-uniform while the other turns
+    # greedy); the soft value then subtracts sum_i alpha_i log pi_i.
+    target_entropy_scope: str = "joint"
+    # Bounds on a learned temperature (null: none beyond float range).
+    alpha_min: Optional[float] = None
+    alpha_max: Optional[float] = None
     grad_clip: float = 10.0
     # "group": agent+mixer and the logit transform are clipped to grad_clip
     # each; "joint": one global norm over both (one optimiser over all).
@@ -473,6 +483,17 @@ def _check_range(cfg: TrainConfig) -> None:
     if cfg.fixed_alpha is not None:
         need(cfg.fixed_alpha > 0, "fixed_alpha", cfg.fixed_alpha,
              "a number > 0, or null (learned from init_alpha at alpha_lr)")
+    need(cfg.target_entropy_scope in TARGET_ENTROPY_SCOPES, "target_entropy_scope",
+         cfg.target_entropy_scope, ", ".join(TARGET_ENTROPY_SCOPES))
+    for key in ("alpha_min", "alpha_max"):
+        if getattr(cfg, key) is not None:
+            need(getattr(cfg, key) > 0, key, getattr(cfg, key), "a number > 0, or null (no bound)")
+    if cfg.alpha_min is not None:
+        need(cfg.alpha_min <= cfg.init_alpha, "alpha_min", cfg.alpha_min,
+             f"a number <= init_alpha ({cfg.init_alpha}), or null")
+    if cfg.alpha_max is not None:
+        need(cfg.alpha_max >= cfg.init_alpha, "alpha_max", cfg.alpha_max,
+             f"a number >= init_alpha ({cfg.init_alpha}), or null")
     if cfg.env.reward_scale is not None:
         need(cfg.env.reward_scale > 0, "env.reward_scale", cfg.env.reward_scale,
              "a number > 0 (null: the env family's)")

@@ -51,10 +51,11 @@ def print_summary(has_win: bool, final: list[dict], seconds: float) -> None:
         print(line)
 
 
-def print_evaluation(alg: str, env: str, has_win: bool, rows: list[dict], meta: dict) -> None:
-    """``meigm_jax.evaluate``'s table: per seed and over all seeds, of a checkpoint's greedy episodes."""
+def print_evaluation(alg: str, env: str, has_win: bool, rows: list[dict], meta: dict,
+                     policy: str = "greedy") -> None:
+    """``meigm_jax.evaluate``'s table: per seed and over all seeds, of a checkpoint's episodes."""
     print(f"{alg} on {env}: checkpoint of chunk {meta.get('chunk')}, "
-          f"{rows[0]['episodes']} greedy episode(s) per seed")
+          f"{rows[0]['episodes']} {policy} episode(s) per seed")
     columns = [("return", "return", 10, 3), ("length", "length", 8, 1)] + (
         [("win_rate", "win_rate", 9, 3)] if has_win else [])
     ret = np.array([r["return"] for r in rows])

@@ -1,7 +1,8 @@
-"""Greedy evaluation of a saved run: ``python -m meigm_jax.evaluate run_dir=PATH [episodes=N] [render=true]``.
+"""Evaluation of a saved run: ``python -m meigm_jax.evaluate run_dir=PATH [episodes=N] [render=true] [policy=soft]``.
 
-Loads the run's config and newest checkpoint, runs ``episodes`` greedy,
-decentralised episodes per seed (all seeds in one vmapped program) and
+Loads the run's config and newest checkpoint, runs ``episodes`` greedy
+(or, with ``policy=soft``, sampled from a soft algorithm's policy at its
+learned temperature), decentralised episodes per seed (all seeds in one vmapped program) and
 prints per seed and overall: win rate (envs with wins), return and episode
 length. ``render=true`` also writes a GIF of one episode of seed 0
 (``out=FILE.gif``; default ``RUN/episode.gif``) through jaxmarl's
@@ -23,7 +24,8 @@ from meigm_jax import run_dir as run_dirs
 from meigm_jax.config import from_dict
 from meigm_jax.errors import CheckpointError, ConfigError, report
 
-KEYS = ("run_dir", "episodes", "render", "out", "seed")
+KEYS = ("run_dir", "episodes", "render", "out", "seed", "policy")
+POLICIES = ("greedy", "soft")
 
 
 class EvalArgs(NamedTuple):
@@ -32,6 +34,7 @@ class EvalArgs(NamedTuple):
     render: bool
     out: Path | None
     seed: int
+    policy: str = "greedy"
 
 
 def parse_args(argv: list[str]) -> EvalArgs:
@@ -63,7 +66,10 @@ def parse_args(argv: list[str]) -> EvalArgs:
     if render not in ("true", "false"):
         raise ConfigError(f"evaluate error: render={values['render']!r} is not allowed; allowed: true, false")
     out = Path(values["out"]) if "out" in values else None
-    return EvalArgs(run_dir, integer("episodes", None, 1), render == "true", out, integer("seed", 0, 0))
+    policy = values.get("policy", "greedy")
+    if policy not in POLICIES:
+        raise ConfigError(f"evaluate error: policy={policy!r} is not allowed; allowed: {', '.join(POLICIES)}")
+    return EvalArgs(run_dir, integer("episodes", None, 1), render == "true", out, integer("seed", 0, 0), policy)
 
 
 def evaluate_run(args: EvalArgs) -> list[dict]:
@@ -80,6 +86,9 @@ def evaluate_run(args: EvalArgs) -> list[dict]:
     if args.episodes is not None:
         cfg = dataclasses.replace(cfg, test_episodes=args.episodes)
     trainer = make_train(cfg)
+    if args.policy == "soft" and not cfg.is_soft:
+        raise ConfigError(f"evaluate error: policy=soft is not allowed for alg {cfg.alg.name}; "
+                          "allowed: greedy (an epsilon-greedy algorithm has no soft policy)")
     if args.render and not hasattr(trainer.env, "render_gif"):
         raise ConfigError(f"evaluate error: render=true is not available for {cfg.env.name}; "
                           "allowed: smax_* and overcooked_* runs")
@@ -92,7 +101,7 @@ def evaluate_run(args: EvalArgs) -> list[dict]:
         raise ConfigError(f"evaluate error: {exc}") from exc
     base = jax.random.PRNGKey(args.seed)
     keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(np.arange(cfg.num_seeds))
-    result = jax.jit(jax.vmap(trainer.evaluate))(state.params, keys)
+    result = jax.jit(jax.vmap(lambda params, key: play(trainer, params, key, args.policy)))(state.params, keys)
     stats = jax.tree.map(np.asarray, result.stats)
     rows = []
     for i in range(cfg.num_seeds):
@@ -103,22 +112,33 @@ def evaluate_run(args: EvalArgs) -> list[dict]:
         if trainer.spec.has_win:
             row["win_rate"] = float(stats.win_sum[i] / stats.episodes[i])
         rows.append(row)
-    console.print_evaluation(cfg.alg.name, cfg.env.name, trainer.spec.has_win, rows, meta)
+    console.print_evaluation(cfg.alg.name, cfg.env.name, trainer.spec.has_win, rows, meta, args.policy)
     if args.render:
         path = args.out or args.run_dir / "episode.gif"
-        frames = render_episode(trainer, jax.tree.map(lambda x: x[0], state.params), base, path)
-        print(f"wrote {path} ({frames} frames, one greedy episode of seed 0)")
+        frames = render_episode(trainer, jax.tree.map(lambda x: x[0], state.params), base, path, args.policy)
+        print(f"wrote {path} ({frames} frames, one {args.policy} episode of seed 0)")
     return rows
 
 
-def render_episode(trainer, params, key, path: Path) -> int:
-    """One greedy episode of one env, replayed through the env's visualiser into a GIF."""
+def play(trainer, params, key, policy: str):
+    """The evaluation episodes of one seed: the trainer's greedy ones, or soft ones."""
+    if policy == "greedy":
+        return trainer.evaluate(params, key)
+    from meigm_jax.rollout import make_act, rollout
+
+    cfg = trainer.config
+    return rollout(trainer.env, make_act(trainer.nets, params, "soft"), cfg.hidden_dim, cfg.test_episodes,
+                   key, record=False)
+
+
+def render_episode(trainer, params, key, path: Path, policy: str = "greedy") -> int:
+    """One episode of one env, replayed through the env's visualiser into a GIF."""
     import jax
     import numpy as np
 
     from meigm_jax.rollout import make_act, rollout
 
-    act = make_act(trainer.nets, params, "greedy")
+    act = make_act(trainer.nets, params, policy)
     hidden_dim = trainer.config.hidden_dim
     trace = jax.jit(lambda k: rollout(trainer.env, act, hidden_dim, 1, k, record=False,
                                       trace=True).trace)(key)

@@ -12,6 +12,7 @@ mixer (``networks/premix.py``), a fixed temperature, the weighted TD loss
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import jax
@@ -25,7 +26,7 @@ from meigm_jax.networks.model import Networks, mix
 from meigm_jax.networks.premix import premix_values
 from meigm_jax.packing import PackPlan, pack, plans
 from meigm_jax.packing import lane_counts as packing_lane_counts
-from meigm_jax.policy import SoftPolicy, greedy, soft_policy, take
+from meigm_jax.policy import SoftPolicy, greedy, soft_policy, take, temperature
 from meigm_jax.seeds import all_seeds
 from meigm_jax.targets import masked_mean, td_lambda_targets
 from meigm_jax.types import Episodes, LossInfo, OptimiserStates, Params, TargetParams
@@ -37,6 +38,34 @@ sg = jax.lax.stop_gradient
 # entropy above it), log alpha would otherwise fall until exp() underflows to
 # an alpha of exactly 0; 1e-8 is already a greedy policy for any Q gap.
 LOG_ALPHA_BOUNDS = (-18.42, 18.42)
+
+
+def log_alpha_bounds(cfg: TrainConfig) -> tuple[float, float]:
+    """Where a learned log alpha is projected after each step: ``alpha_min``
+    and ``alpha_max`` where set, within ``LOG_ALPHA_BOUNDS``."""
+    low, high = LOG_ALPHA_BOUNDS
+    if cfg.alpha_min is not None:
+        low = max(low, math.log(cfg.alpha_min))
+    if cfg.alpha_max is not None:
+        high = min(high, math.log(cfg.alpha_max))
+    return low, high
+
+
+def alpha_loss(log_alpha: jax.Array, entropy: jax.Array, joint_target: jax.Array | float,
+               mask: jax.Array) -> jax.Array:
+    """The temperature's loss for per-agent entropies ``entropy`` [B, T, n]
+    and a joint target entropy H* (n agents' shares h = H* / n).
+
+    One log alpha []: log alpha (sum_i H_i - H*), the joint entropy held to
+    H*. Per-agent log alphas [n]: sum_i log alpha_i (H_i - h), each agent's
+    own entropy held to h. With identical agents and equal alphas the
+    per-agent gradients are the joint one split evenly (Adam's steps then
+    coincide).
+    """
+    if log_alpha.ndim == 0:
+        return masked_mean(log_alpha * sg(entropy.sum(-1) - joint_target), mask)
+    share = joint_target / entropy.shape[-1]
+    return masked_mean((log_alpha * sg(entropy - share)).sum(-1), mask)
 
 
 class Optimisers(NamedTuple):
@@ -103,7 +132,8 @@ def episode_q_values(agent: RNNAgent | FeedForwardAgent, agent_params, batch: Ep
     starts inside packed rows (meigm_jax.packing). With ``frozen_params``
     (the target agent's) both agents are unrolled in one scan and the pair
     (online, frozen) is returned, the frozen one without gradient."""
-    extras = agent_extras(previous_actions_onehot(batch.actions, agent.num_actions, starts))
+    extras = agent_extras(previous_actions_onehot(batch.actions, agent.num_actions, starts,
+                                                  batch.previous_action))
     return unroll(agent, agent_params, batch.obs, extras, starts, frozen_params=frozen_params)
 
 
@@ -157,7 +187,7 @@ def make_targets(cfg: TrainConfig, nets: Networks):
 
         logits = policy = None
         if cfg.is_soft:
-            alpha = jnp.exp(sg(params.log_alpha))
+            alpha = temperature(sg(params.log_alpha))
             # One transform pass over all T+1 steps serves the targets (t+1,
             # no gradient) and the OPT loss (t, gradient to phi only): its
             # input, the pre-mixed values, is held fixed.
@@ -187,7 +217,7 @@ def make_targets(cfg: TrainConfig, nets: Networks):
         targets = sg(jnp.where(mask, targets, 0.0))
         return TargetParts(q=q, q_tot=q_tot, next_value=next_value,
                            next_entropy_term=next_entropy_term, targets=targets, logits=logits,
-                           policy=policy, alpha=alpha)
+                           policy=policy, alpha=alpha.mean())
 
     return compute
 
@@ -216,9 +246,10 @@ def make_loss(cfg: TrainConfig, nets: Networks, spec: EnvSpec):
             loss_opt = masked_mean((opt_sum - sg(parts.q_tot)) ** 2, mask)
             # Exact expectation E[log pi_jt] = -sum_i H(pi_i) rather than a
             # single sampled log-probability: same gradient, less variance.
-            entropy = parts.policy.entropy()[:, :T].sum(-1)
+            agent_entropy = parts.policy.entropy()[:, :T]  # [B, T, n]
+            entropy = agent_entropy.sum(-1)
             if cfg.learns_alpha:
-                loss_alpha = masked_mean(params.log_alpha * sg(entropy - h_target), mask)
+                loss_alpha = alpha_loss(params.log_alpha, agent_entropy, h_target, mask)
         if cfg.td_weighting == "release":  # a soft head only (config)
             weights = sg(td_weights(td_error, parts.q_tot - opt_sum))
             loss_q = weighted_mean(0.5 * td_error ** 2, weights, mask)
@@ -294,7 +325,7 @@ def make_update(cfg: TrainConfig, nets: Networks, spec: EnvSpec, opts: Optimiser
         if cfg.learns_alpha:
             alpha_updates, alpha_state = opts.alpha.update(grads.log_alpha, opt_states.alpha)
             log_alpha = jnp.clip(optax.apply_updates(params.log_alpha, alpha_updates),
-                                 *LOG_ALPHA_BOUNDS)
+                                 *log_alpha_bounds(cfg))
         params = Params(agent=agent, mixer=mixer, transform=transform, log_alpha=log_alpha)
         return params, OptimiserStates(q=q_state, transform=transform_state, alpha=alpha_state), info
 

@@ -53,6 +53,13 @@ def soft_policy(logits: jax.Array, avail: jax.Array, alpha: jax.Array) -> SoftPo
     return SoftPolicy(log_probs=scaled - normaliser, alpha_log_probs=shifted - alpha * normaliser)
 
 
+def temperature(log_alpha: jax.Array) -> jax.Array:
+    """alpha shaped to divide logits [..., n, k]: a scalar for one joint
+    temperature, [n, 1] for per-agent ones (``target_entropy_scope``)."""
+    alpha = jnp.exp(log_alpha)
+    return alpha[..., None] if alpha.ndim == 1 else alpha
+
+
 def greedy(q: jax.Array, avail: jax.Array) -> jax.Array:
     """argmax over available actions; needs no global state."""
     return jnp.argmax(jnp.where(avail, q, -jnp.inf), axis=-1)

@@ -90,16 +90,23 @@ def cut_windows(data: Episodes, episode: jax.Array, start: jax.Array, length: in
     that many steps. Only steps from ``start[b]`` on, and inside the
     episode, are ``filled``: the steps ahead of them only warm up a
     recurrent agent. The observation after the window's last step is kept,
-    so the learner bootstraps there (a window's end is not terminal)."""
+    so the learner bootstraps there (a window's end is not terminal), and so
+    is the action taken before the first step (``previous_action``), which
+    a recurrent agent reads at that step."""
     T = data.reward.shape[1]
     first = jnp.maximum(start - burn_in, 0)
     steps = first[:, None] + jnp.arange(burn_in + length + 1)  # [B, W+1]
     at = lambda buf, t: buf[episode[:, None], jnp.minimum(t, buf.shape[1] - 1)]
     acted = steps[:, :-1]
     filled = at(data.filled, acted) & (acted < T) & (acted >= start[:, None])
+    # The agents acted on the action before the window's first step; k
+    # (no action) where that step starts the episode.
+    num_actions = data.avail.shape[-1]
+    before = at(data.actions, jnp.maximum(first - 1, 0)[:, None])[:, 0]
+    previous = jnp.where((first > 0)[:, None], before, jnp.asarray(num_actions, before.dtype))
     return Episodes(obs=at(data.obs, steps), state=at(data.state, steps), avail=at(data.avail, steps),
                     actions=at(data.actions, acted), reward=at(data.reward, acted),
-                    terminal=at(data.terminal, acted), filled=filled)
+                    terminal=at(data.terminal, acted), filled=filled, previous_action=previous)
 
 
 def sample_windows(state: ReplayState, key: jax.Array, batch_size: int, length: int,

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 from meigm_jax.envs.base import MarlEnv
 from meigm_jax.networks.model import Networks, mix, policy_logits
 from meigm_jax.networks.agent import agent_extras
-from meigm_jax.policy import epsilon_greedy, epsilon_greedy_probs, greedy, soft_policy
+from meigm_jax.policy import epsilon_greedy, epsilon_greedy_probs, greedy, soft_policy, temperature
 from meigm_jax.seeds import any_seed
 from meigm_jax.types import Episodes, Observation, Params, RolloutStats
 
@@ -53,7 +53,7 @@ def misalignment_gaps(nets: Networks, params: Params, q: jax.Array, logits: jax.
     q_tot = lambda actions: mix(nets.mixer, params.mixer, q, actions, state, avail)
     best = q_tot(greedy(q, avail))
     by_logits = q_tot(greedy(logits, avail))
-    pi = soft_policy(logits, avail, jnp.exp(params.log_alpha))
+    pi = soft_policy(logits, avail, temperature(params.log_alpha))
     samples = pi.distribution.sample(seed=key, sample_shape=(GAP_SAMPLES,))
     expected = jax.vmap(q_tot)(samples).mean(0)
     return best - by_logits, best - expected
@@ -77,7 +77,7 @@ def make_act(nets: Networks, params: Params, mode: str, epsilon: jax.Array | Non
         gap_logits = gap_expected = zeros
         if mode == "soft":
             logits = policy_logits(nets, params, q, observation.state)
-            pi = soft_policy(logits, avail, jnp.exp(params.log_alpha))
+            pi = soft_policy(logits, avail, temperature(params.log_alpha))
             actions = pi.distribution.sample(seed=key)
             entropy = pi.entropy().sum(-1)
         elif mode == "epsilon_greedy":

@@ -228,7 +228,8 @@ def make_learner(cfg: TrainConfig, spec: EnvSpec) -> Learner:
             loss_opt=per_update.loss_opt,
             loss_alpha=per_update.loss_alpha,
             td_target=per_update.target,
-            alpha=jnp.exp(state.params.log_alpha) if cfg.is_soft else jnp.zeros(()),
+            # The mean over agents where each has its own (target_entropy_scope).
+            alpha=jnp.exp(state.params.log_alpha).mean() if cfg.is_soft else jnp.zeros(()),
             policy_entropy=totals.entropy_sum / jnp.maximum(train.length_sum, 1.0),
             learner_entropy=per_update.policy_entropy if cfg.is_soft else jnp.asarray(jnp.nan),
             epsilon=jnp.zeros(()) if cfg.is_soft else epsilon(state),

@@ -46,6 +46,10 @@ class Episodes(NamedTuple):
     reward: jax.Array  # [..., T] float32
     terminal: jax.Array  # [..., T] bool: no bootstrap after this step
     filled: jax.Array  # [..., T] bool
+    # [..., n] uint8, windows only (replay.cut_windows): the action each agent
+    # took before step 0, or k where step 0 starts its episode. None: every
+    # row starts an episode, so there was no previous action.
+    previous_action: jax.Array | None = None
 
 
 class ReplayState(NamedTuple):
@@ -58,7 +62,7 @@ class Params(NamedTuple):
     agent: PyTree
     mixer: PyTree
     transform: PyTree  # the soft head's logit transform (the OPT, phi)
-    log_alpha: jax.Array  # []
+    log_alpha: jax.Array  # [], or [n] with target_entropy_scope=per_agent
 
 
 class TargetParams(NamedTuple):

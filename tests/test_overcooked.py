@@ -170,6 +170,14 @@ def test_short_me_qmix_run_on_cramped_room(torso, tmp_path, capsys):
 
     assert Image.open(gif).size[0] > 100  # GIF encoding merges identical frames: count not fixed
     assert "(401 frames" in capsys.readouterr().out
+    # The soft policy at the learned temperature, as a report beside the greedy one.
+    soft = evaluate([f"run_dir={tmp_path}", "episodes=2", "policy=soft"])
+    assert soft[0]["length"] == 400 and math.isfinite(soft[0]["return"])
+    assert "2 soft episode(s) per seed" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate([f"run_dir={tmp_path}", "policy=boltzmann"])
+    assert exit_info.value.code == 2
+    assert "policy='boltzmann' is not allowed; allowed: greedy, soft" in capsys.readouterr().err
 
 
 def test_cpu_preset_learns_values_from_the_shaped_reward(tmp_path):

@@ -41,8 +41,11 @@ def test_a_window_of_a_whole_episode_gives_the_whole_episode_loss(alg):
     drawn = [int(np.flatnonzero((np.asarray(episodes.obs) == np.asarray(w)).all(axis=(1, 2, 3)))[0])
              for w in windows.obs]
     same = jax.tree.map(lambda x: x[np.asarray(drawn)], episodes)
-    for a, b in zip(windows, same):
+    for a, b in zip(windows[:-1], same[:-1]):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    # Windows from step 0 have no previous action (k), as whole episodes.
+    assert same.previous_action is None
+    np.testing.assert_array_equal(np.asarray(windows.previous_action), SPEC.num_actions)
     grad_fn = jax.jit(jax.value_and_grad(make_loss(cfg, nets, SPEC), has_aux=True))
     (loss_w, _), grads_w = grad_fn(params, target, windows, jax.random.PRNGKey(3))
     (loss_e, _), grads_e = grad_fn(params, target, same, jax.random.PRNGKey(3))
@@ -71,6 +74,32 @@ def test_cut_windows_keep_the_stored_steps_and_mark_the_burn_in():
             if step < T:
                 assert int(win.actions[b, t, 0]) == int(episodes.actions[e, step, 0])
                 assert float(win.reward[b, t]) == float(episodes.reward[e, step])
+
+
+@pytest.mark.parametrize("burn_in", [0, 2])
+def test_a_window_gives_its_first_step_the_previous_action_the_agents_acted_on(burn_in):
+    """A recurrent agent reads u_{t-1} beside o_t. A window's first step
+    (after its burn-in, if any) inside an episode must see the stored action
+    before it, as the acting agent did, not the zero of an episode start."""
+    cfg, nets, params, _ = _setup("qmix", agent=dict(kind="rnn"))
+    episodes, _ = random_episodes(16, 4)
+    episode = jnp.asarray([0, 0, 1, 2])
+    start = jnp.asarray([0, 4, 3, 5])
+    win = replay.cut_windows(episodes, episode, start, 2, burn_in)
+    first = np.maximum(np.asarray(start) - burn_in, 0)
+    stored = np.asarray(episodes.actions)
+    for b in range(4):
+        e = int(episode[b])
+        want = stored[e, first[b] - 1] if first[b] > 0 else np.full(SPEC.num_agents, SPEC.num_actions)
+        np.testing.assert_array_equal(np.asarray(win.previous_action[b]), want)
+    # The learner's Q at a window's first step is the agent's on (o_t, u_{t-1}) from a zero hidden state.
+    from meigm_jax.learner import episode_q_values
+    q = episode_q_values(nets.agent, params.agent, win)
+    onehot = jax.nn.one_hot(np.where(first[:, None] > 0, stored[np.asarray(episode), np.maximum(first - 1, 0)],
+                                     SPEC.num_actions), SPEC.num_actions)
+    hidden = jnp.zeros((4, SPEC.num_agents, cfg.hidden_dim))
+    _, q0 = nets.agent.apply(params.agent, hidden, win.obs[:, 0], agent_extras(onehot))
+    np.testing.assert_allclose(np.asarray(q[:, 0]), np.asarray(q0), rtol=1e-5, atol=1e-6)
 
 
 def test_sampled_windows_start_inside_their_episode_and_train_length_steps():

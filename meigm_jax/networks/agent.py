@@ -84,11 +84,16 @@ def agent_extras(last_actions_onehot: jax.Array) -> jax.Array:
 
 
 def previous_actions_onehot(actions: jax.Array, num_actions: int,
-                            starts: jax.Array | None = None) -> jax.Array:
+                            starts: jax.Array | None = None,
+                            first: jax.Array | None = None) -> jax.Array:
     """[B, T, n] actions -> [B, T+1, n, k] one-hots of u_{t-1}: zeros at t=0
-    and, in packed rows, at every episode start (``starts`` [B, T+1])."""
+    and, in packed rows, at every episode start (``starts`` [B, T+1]).
+    ``first`` [B, n] gives u_{-1} of rows that start inside an episode
+    (windows); an action of k there is no action (zeros)."""
     onehot = jax.nn.one_hot(actions, num_actions, dtype=jnp.float32)
-    previous = jnp.concatenate([jnp.zeros_like(onehot[:, :1]), onehot], axis=1)
+    head = (jnp.zeros_like(onehot[:, :1]) if first is None
+            else jax.nn.one_hot(first[:, None], num_actions, dtype=jnp.float32))
+    previous = jnp.concatenate([head, onehot], axis=1)
     if starts is not None:
         previous = jnp.where(starts[..., None, None], 0.0, previous)
     return previous

@@ -53,7 +53,9 @@ def init_params(nets: Networks, cfg: TrainConfig, spec: EnvSpec, key: jax.Array)
         mixer=nets.mixer.init(k_mixer, jnp.zeros((1, n)), state, jnp.zeros((1, n)),
                               jnp.zeros((1, n, k))),
         transform=nets.transform.init(k_transform, jnp.zeros((1, n, k)), state),
-        log_alpha=jnp.log(jnp.asarray(cfg.alpha_at_start, jnp.float32)),
+        # One temperature, or one per agent (target_entropy_scope=per_agent).
+        log_alpha=jnp.full(() if cfg.target_entropy_scope == "joint" else (n,),
+                           jnp.log(jnp.asarray(cfg.alpha_at_start, jnp.float32))),
     )
 
 

@@ -9,7 +9,7 @@ due) and with a paper-size replay (5,000 episodes) or a small one (200).
 The difference between the rows with and without gradient steps is the
 learner's share; the difference between replay sizes is what touching the
 replay costs. Also prints the learner's mean rows per gradient step
-(32 = padded; fewer when episodes were packed, meigm_jax.packing).
+(32 = padded; fewer when episodes were packed, meigm_jax.algorithm.packing).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import platform
 
 import jax
 
-from meigm_jax.cli_config import load
+from meigm_jax.config.compose import load
 from tables import print_table
 from timing import ChunkTiming, timed_chunks
 

@@ -10,7 +10,7 @@ the CPU preset's 4 envs x 2 agents; 1344: its gradient step's batch of 32
 windows x 21 steps x 2 agents), with one set of weights per seed and the
 seeds ``vmap``ped as the trainer does. ``flax nn.Conv`` lowers to
 ``lax.conv``, which ``vmap`` makes a grouped convolution; ``PatchConv``
-(``meigm_jax.networks.conv``, the torso's) extracts patches without weights
+(``meigm_jax.algorithm.networks.conv``, the torso's) extracts patches without weights
 and multiplies them by each seed's kernel matrix.
 
 Second table: the whole training program, ``+env=overcooked_cramped_room
@@ -30,11 +30,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from meigm_jax.cli_config import load
+from meigm_jax.config.compose import load
 from meigm_jax.envs import make_env
-from meigm_jax.networks import agent
-from meigm_jax.networks.conv import PatchConv
-from meigm_jax.networks.init import TORCH_KERNEL_INIT, torch_bias_init
+from meigm_jax.algorithm.networks import agent
+from meigm_jax.algorithm.networks.conv import PatchConv
+from meigm_jax.algorithm.networks.init import TORCH_KERNEL_INIT, torch_bias_init
 from tables import print_table
 from timing import timed, timed_chunks
 

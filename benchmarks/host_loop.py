@@ -4,10 +4,10 @@
 
 Both columns act with the same ME-QMIX soft policy (random initial
 parameters), acting only: no replay writes, no gradient steps. "host loop":
-``meigm_jax.sc2.host_loop.HostRollout`` over W worker processes, each owning
+``meigm_jax.programs.host.host_loop.HostRollout`` over W worker processes, each owning
 SMAX behind SMACv2's env API (``SmaxSC2Env``, jitted reset/step on the CPU),
 one batched jitted act call per step; a worker whose episode ended waits
-for the others. "JAX": ``meigm_jax.rollout.rollout`` with W vmapped envs in
+for the others. "JAX": ``meigm_jax.algorithm.rollout.rollout`` with W vmapped envs in
 one compiled ``lax.scan``. Both count real (unpadded) env steps; compile
 and worker start-up are excluded.
 """
@@ -23,13 +23,13 @@ import jax
 
 from meigm_jax.config import from_dict
 from meigm_jax.envs.smax import SmaxEnv
-from meigm_jax.networks.model import build_networks, init_params
-from meigm_jax.rollout import make_act, rollout
-from meigm_jax.sc2.host_loop import HostRollout
-from meigm_jax.sc2.workers import WorkerPool
+from meigm_jax.algorithm.networks.model import build_networks, init_params
+from meigm_jax.algorithm.rollout import make_act, rollout
+from meigm_jax.programs.host.host_loop import HostRollout
+from meigm_jax.programs.host.workers import WorkerPool
 from tables import print_table
 
-ADAPTER = "meigm_jax.sc2.smax_adapter:SmaxSC2Env"
+ADAPTER = "smax_adapter:SmaxSC2Env"
 
 
 def main() -> None:

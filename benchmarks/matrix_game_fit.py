@@ -33,7 +33,7 @@ import optax
 
 from tables import print_table
 from meigm_jax.envs.matrix_game import PAYOFF
-from meigm_jax.networks.mixers import QMixer, QPLEXMixer
+from meigm_jax.algorithm.networks.mixers import QMixer, QPLEXMixer
 
 N, K = 2, 3
 

@@ -28,11 +28,11 @@ import time
 import jax
 import numpy as np
 
-from meigm_jax.analysis import greedy_joint_index, most_probable_joint, seeds_joint_values, at_optimum
-from meigm_jax.cli_config import load
+from meigm_jax.algorithm.analysis import greedy_joint_index, most_probable_joint, seeds_joint_values, at_optimum
+from meigm_jax.config.compose import load
 from meigm_jax.envs.matrix_game import PAYOFF
-from meigm_jax.seeds import SEED_AXIS, seed_keys
-from meigm_jax.trainer import make_train
+from meigm_jax.algorithm.seeds import SEED_AXIS, seed_keys
+from meigm_jax.programs.jax_trainer import make_train
 from tables import print_table
 
 ALGS = ("qmix", "vdn", "qplex", "me_qmix", "me_vdn", "me_qplex", "me_qmix_release")

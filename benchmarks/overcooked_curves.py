@@ -35,9 +35,10 @@ from pathlib import Path
 
 import numpy as np
 
-from meigm_jax import marl_eval, stats
+from meigm_jax import marl_eval
+from meigm_jax.reporting import stats
 from meigm_jax.plot import build_figure
-from meigm_jax.run_dir import checkpoints_dir, group_by_seed, read_config, read_records
+from meigm_jax.running.run_dir import checkpoints_dir, group_by_seed, read_config, read_records
 
 SOUPS = "soups_per_episode"
 TRAIN_SOUPS = "train_soups_per_episode"

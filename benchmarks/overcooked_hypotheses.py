@@ -30,9 +30,9 @@ import numpy as np
 from overcooked_curves import TRAIN_SOUPS, ci_text, curves, first_reaching, machine, train
 from tables import print_table
 
-from meigm_jax import stats
+from meigm_jax.reporting import stats
 from meigm_jax.envs.overcooked import SOUP_REWARD
-from meigm_jax.run_dir import group_by_seed, read_records
+from meigm_jax.running.run_dir import group_by_seed, read_records
 
 # One preset for every layout: the family's final target entropy, also on
 # asymm_advantages (whose own preset=cpu lowers it).

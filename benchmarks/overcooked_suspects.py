@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 from tables import print_table
 
-from meigm_jax.run_dir import group_by_seed, read_config, read_records
-from meigm_jax.stats import iqm_ci
+from meigm_jax.running.run_dir import group_by_seed, read_config, read_records
+from meigm_jax.reporting.stats import iqm_ci
 
 # name -> (what it changes back, overrides on top of preset=cpu)
 SUSPECTS = {

@@ -22,8 +22,8 @@ import platform
 
 import jax
 
-from meigm_jax.cli_config import load
-from meigm_jax.trainer import make_train
+from meigm_jax.config.compose import load
+from meigm_jax.programs.jax_trainer import make_train
 from tables import print_table
 from timing import policy_episodes, random_episodes, timed
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from tables import print_table
 
-from meigm_jax.run_dir import RunDirError, evaluations, read_config, read_records
+from meigm_jax.running.run_dir import RunDirError, evaluations, read_config, read_records
 
 
 def run_speed(run_dir: Path, total: int | None = None) -> dict:

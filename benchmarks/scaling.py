@@ -23,7 +23,7 @@ import jax
 from tables import print_table
 from timing import timed_chunks
 
-from meigm_jax.cli_config import load
+from meigm_jax.config.compose import load
 
 
 def measure(env: str, num_envs: int, num_seeds: int, batch_size: int, episodes_per_env: int,

@@ -40,12 +40,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from meigm_jax import replay
-from meigm_jax.cli_config import load
-from meigm_jax.learner import build_optimisers, make_step
-from meigm_jax.packing import lane_counts, plans
-from meigm_jax.rollout import make_act, rollout
-from meigm_jax.trainer import make_train
+from meigm_jax.algorithm import replay
+from meigm_jax.config.compose import load
+from meigm_jax.algorithm.learner import build_optimisers, make_step
+from meigm_jax.algorithm.packing import lane_counts, plans
+from meigm_jax.algorithm.rollout import make_act, rollout
+from meigm_jax.programs.jax_trainer import make_train
 from tables import print_table
 
 ALGS = ("qmix", "me_qmix", "me_qplex", "qplex", "vdn", "me_vdn")

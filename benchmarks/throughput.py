@@ -20,10 +20,10 @@ import time
 import jax
 import jax.numpy as jnp
 
-from meigm_jax.cli_config import load
-from meigm_jax.program import compile_program
-from meigm_jax.replay import replay_bytes_per_seed
-from meigm_jax.trainer import make_train
+from meigm_jax.config.compose import load
+from meigm_jax.programs.program import compile_program
+from meigm_jax.algorithm.replay import replay_bytes_per_seed
+from meigm_jax.programs.jax_trainer import make_train
 from tables import print_table
 from timing import policy_episodes, random_episodes, timed
 

@@ -55,7 +55,7 @@ def policy_episodes(trainer, mode: str, num_envs: int):
     It returns (stepped, real): env steps computed (num_envs x the rollout's
     steps, which stop when the longest episode ends) and steps of episodes.
     """
-    from meigm_jax.rollout import make_act, rollout
+    from meigm_jax.algorithm.rollout import make_act, rollout
 
     def run(params, key):
         epsilon = jnp.asarray(0.05) if mode == "epsilon_greedy" else None
@@ -81,8 +81,8 @@ class ChunkTiming(NamedTuple):
 def timed_chunks(cfg, timed: int) -> ChunkTiming:
     """Compile ``cfg``'s training program, run chunk 0 (the replay fills; not
     timed), then time ``timed`` more chunks."""
-    from meigm_jax.program import compile_program, to_host
-    from meigm_jax.trainer import make_train
+    from meigm_jax.programs.program import compile_program, to_host
+    from meigm_jax.programs.jax_trainer import make_train
 
     start = time.perf_counter()
     program = compile_program(make_train(cfg))

@@ -3,7 +3,7 @@
     python benchmarks/unroll_cost.py [--env smax_5v5] [--batches 8,32,128] [--lengths 26,51,101]
 
 Times the forward pass and the gradient of the shared GRU agent unrolled over
-B episodes of T stored steps (``meigm_jax.networks.agent.unroll``, as the
+B episodes of T stored steps (``meigm_jax.algorithm.networks.agent.unroll``, as the
 learner runs it), with the env's observation and action sizes. If the time
 per step-row stays flat as B and T grow, the unroll is bound by compute, and
 every padded step a batch carries costs as much as a real one. If it falls,
@@ -20,9 +20,9 @@ import platform
 import jax
 import jax.numpy as jnp
 
-from meigm_jax.cli_config import load
-from meigm_jax.networks.agent import agent_extras, unroll
-from meigm_jax.trainer import make_train
+from meigm_jax.config.compose import load
+from meigm_jax.algorithm.networks.agent import agent_extras, unroll
+from meigm_jax.programs.jax_trainer import make_train
 from tables import print_table
 from timing import timed
 

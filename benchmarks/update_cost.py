@@ -18,11 +18,11 @@ import platform
 import jax
 import jax.numpy as jnp
 
-from meigm_jax.cli_config import load
-from meigm_jax.learner import build_optimisers, make_loss, make_step, make_update
-from meigm_jax.packing import lane_counts, plan
-from meigm_jax.rollout import make_act, rollout
-from meigm_jax.trainer import make_train
+from meigm_jax.config.compose import load
+from meigm_jax.algorithm.learner import build_optimisers, make_loss, make_step, make_update
+from meigm_jax.algorithm.packing import lane_counts, plan
+from meigm_jax.algorithm.rollout import make_act, rollout
+from meigm_jax.programs.jax_trainer import make_train
 from tables import print_table
 from timing import timed
 

@@ -37,7 +37,7 @@ transitions: 8 x 32 L / 16 L = 16 real transitions per env step, the same
 as theirs, but 500 / L gradient steps per 1k env steps (more, smaller
 batches: L < 128). Each of our gradient steps computes on 32 rows of 101
 slots, or on 13, 16 or 23 rows when the batch's episodes fit packed end to
-end (meigm_jax.packing). The default ``--batch-size-runs 2,7`` also runs
+end (meigm_jax.algorithm.packing). The default ``--batch-size-runs 2,7`` also runs
 batch_size_run 7 (16 / 7 gradient steps per rollout, 1000 / (7 L) per 1k env
 steps: theirs, 3.91, at L ~ 37, SMAX's length under a fresh policy).
 The table reports the measured gradient steps per 1k env steps of the
@@ -70,7 +70,7 @@ import numpy as np
 from tables import print_table
 from timing import timed_chunks
 
-from meigm_jax.cli_config import load
+from meigm_jax.config.compose import load
 
 THEIR_STEPS_PER_UPDATE = 16 * 128
 

@@ -3,7 +3,7 @@
     python -m meigm_jax.ablation +env=smax_5v5 [preset=cpu|paper] [out=DIR] [key=value ...]
 
 Each variant trains all seeds in one vmapped program (the run loop of
-``meigm_jax.train``, ``meigm_jax.run_loop.run``; one run directory per
+``meigm_jax.train``, ``meigm_jax.running.run_loop.run``; one run directory per
 variant under ``out``), then the final greedy evaluation is tabulated as
 mean ± std over seeds, and for the win rate and the return also as the
 interquartile mean (IQM) over seeds with its 95% stratified-bootstrap CI,
@@ -21,8 +21,8 @@ reached, so that the rows compare equal numbers of env steps.
 
 from __future__ import annotations
 
-from meigm_jax import lineup
-from meigm_jax.cli_config import load, with_default_env
+from meigm_jax.reporting import lineup
+from meigm_jax.config.compose import load, with_default_env
 
 VARIANTS = (  # (paper's name, alg preset)
     ("QMIX", "qmix"),

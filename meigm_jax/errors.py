@@ -106,7 +106,7 @@ class Interrupted(Exception):
         self.state = state
 
 
-# The errors that end a training run (``meigm_jax.run_loop.run``) with their
+# The errors that end a training run (``meigm_jax.running.run_loop.run``) with their
 # line and exit code, for the commands that run it.
 RUN_ERRORS = (ConfigError, NonFiniteLoss, HostLoopError, Interrupted, DistributedError)
 

@@ -18,9 +18,9 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
-from meigm_jax import console
-from meigm_jax import compile_cache
-from meigm_jax import run_dir as run_dirs
+from meigm_jax.running import console
+from meigm_jax.running import compile_cache
+from meigm_jax.running import run_dir as run_dirs
 from meigm_jax.config import from_dict
 from meigm_jax.errors import CheckpointError, ConfigError, report
 
@@ -77,9 +77,9 @@ def evaluate_run(args: EvalArgs) -> list[dict]:
     import jax
     import numpy as np
 
-    from meigm_jax.checkpoint import restore_latest
-    from meigm_jax.seeds import seed_keys
-    from meigm_jax.trainer import make_train
+    from meigm_jax.running.checkpoint import restore_latest
+    from meigm_jax.algorithm.seeds import seed_keys
+    from meigm_jax.programs.jax_trainer import make_train
 
     cfg = from_dict(run_dirs.read_config(args.run_dir))
     compile_cache.enable(cfg.compile_cache)  # before anything compiles
@@ -124,7 +124,7 @@ def play(trainer, params, key, policy: str):
     """The evaluation episodes of one seed: the trainer's greedy ones, or soft ones."""
     if policy == "greedy":
         return trainer.evaluate(params, key)
-    from meigm_jax.rollout import make_act, rollout
+    from meigm_jax.algorithm.rollout import make_act, rollout
 
     cfg = trainer.config
     return rollout(trainer.env, make_act(trainer.nets, params, "soft"), cfg.hidden_dim, cfg.test_episodes,
@@ -136,7 +136,7 @@ def render_episode(trainer, params, key, path: Path, policy: str = "greedy") -> 
     import jax
     import numpy as np
 
-    from meigm_jax.rollout import make_act, rollout
+    from meigm_jax.algorithm.rollout import make_act, rollout
 
     act = make_act(trainer.nets, params, policy)
     hidden_dim = trainer.config.hidden_dim

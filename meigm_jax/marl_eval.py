@@ -54,7 +54,7 @@ from typing import NamedTuple
 
 from meigm_jax.config import env_family
 from meigm_jax.errors import RunDirError
-from meigm_jax.run_dir import group_by_seed, is_number, read_config, read_records
+from meigm_jax.running.run_dir import group_by_seed, is_number, read_config, read_records
 from meigm_jax.run_dir_cli import OneLineParser, write_output
 
 DEFAULT_OUT = "marl_eval.json"

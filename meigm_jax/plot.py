@@ -9,7 +9,7 @@ Each RUN_DIR is a training run directory (``config.json`` and
 metric is aggregated over seeds at each evaluation: the k-th evaluation of
 each seed is one point, drawn at the seeds' mean ``env_steps``. ``--stat
 iqm`` (default) draws the interquartile mean over seeds with a band of its
-95% stratified-bootstrap confidence interval (``meigm_jax.stats``, rliable's
+95% stratified-bootstrap confidence interval (``meigm_jax.reporting.stats``, rliable's
 definitions; with 2 or 3 seeds the IQM is the mean); ``--stat mean`` draws
 the mean with a band of ± one standard deviation (over seeds, ddof=0). Runs
 are overlaid and labelled by their algorithm name, disambiguated by env or
@@ -30,9 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from meigm_jax import stats
+from meigm_jax.reporting import stats
 from meigm_jax.errors import RunDirError
-from meigm_jax.run_dir import group_by_seed, is_number, read_config, read_records
+from meigm_jax.running.run_dir import group_by_seed, is_number, read_config, read_records
 from meigm_jax.run_dir_cli import OneLineParser, write_output
 
 DEFAULT_OUT = "learning_curves.png"
@@ -90,7 +90,7 @@ def iqm_curve(steps: np.ndarray, values: np.ndarray, reps: int = stats.REPS
            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per evaluation index: mean env_steps, and the IQM of the metric over
     the seeds that have it with its 95% stratified-bootstrap CI (low, high;
-    ``meigm_jax.stats.iqm_ci`` of those seeds). Indices dropped as in ``mean_std``."""
+    ``meigm_jax.reporting.stats.iqm_ci`` of those seeds). Indices dropped as in ``mean_std``."""
     keep, mean_steps = _kept(steps, values)
     point, low, high = stats.iqm_ci_columns(values[:, keep], reps=reps)
     return mean_steps, point, low, high

@@ -27,8 +27,8 @@ separate processes or machines) at the last evaluation every cell reached.
 
 from __future__ import annotations
 
-from meigm_jax import lineup
-from meigm_jax.cli_config import group_options, load
+from meigm_jax.reporting import lineup
+from meigm_jax.config.compose import group_options, load
 from meigm_jax.config import ConfigError
 from meigm_jax.envs import RACES
 

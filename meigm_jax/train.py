@@ -1,9 +1,9 @@
 """Command line: ``python -m meigm_jax.train [+env=NAME] [alg=NAME] [key=value ...]``.
 
 Writes into Hydra's run directory (``hydra.run.dir=PATH`` sets it; its
-layout: ``meigm_jax.run_dir``). The command composes the config with Hydra,
+layout: ``meigm_jax.running.run_dir``). The command composes the config with Hydra,
 joins the other processes of a distributed run, trains with the run loop
-(``meigm_jax.run_loop.run``) and turns its typed errors into one line on
+(``meigm_jax.running.run_loop.run``) and turns its typed errors into one line on
 stderr and their exit code (``meigm_jax.errors``).
 """
 
@@ -23,9 +23,9 @@ from hydra.core.utils import run_job
 from hydra.types import HydraContext
 from omegaconf import read_write
 
-from meigm_jax import compile_cache
-from meigm_jax import run_dir as run_dirs
-from meigm_jax.cli_config import (
+from meigm_jax.running import compile_cache
+from meigm_jax.running import run_dir as run_dirs
+from meigm_jax.config.compose import (
     CONFIG_DIR,
     check_overrides,
     compose,
@@ -38,8 +38,8 @@ from meigm_jax.cli_config import (
 from meigm_jax.config import TrainConfig
 from meigm_jax.envs import make_env
 from meigm_jax.errors import RUN_ERRORS, ConfigError, DistributedError, report
-from meigm_jax.run_loop import join_processes, run
-from meigm_jax.seeds import check_fits
+from meigm_jax.running.run_loop import join_processes, run
+from meigm_jax.algorithm.seeds import check_fits
 
 
 class _JobStopped(BaseException):

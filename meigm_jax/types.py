@@ -115,7 +115,7 @@ class LossInfo(NamedTuple):
     q_tot: jax.Array
     target: jax.Array
     # Rows the step computed: the batch's episodes, or fewer when they were
-    # packed (meigm_jax.packing).
+    # packed (meigm_jax.algorithm.packing).
     rows: jax.Array
 
 

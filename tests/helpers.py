@@ -13,6 +13,9 @@ from meigm_jax.config import from_dict
 from meigm_jax.envs.base import EnvSpec
 from meigm_jax.types import Episodes
 
+# The repository's root (tests live in folders that mirror the package).
+ROOT = Path(__file__).resolve().parent.parent
+
 SPEC = EnvSpec(name="fake", num_agents=3, num_actions=5, obs_shape=(6,), state_dim=8, episode_limit=7,
                has_win=False)
 

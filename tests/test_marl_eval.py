@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from helpers import NUM_EVALS, fake_return, fake_win_rate, make_run
+from helpers import NUM_EVALS, ROOT, fake_return, fake_win_rate, make_run
 from meigm_jax.errors import RunDirError
 from meigm_jax.marl_eval import Source, main, raw_data, source
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def check_layout(data: dict) -> None:

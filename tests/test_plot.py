@@ -8,13 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import NUM_EVALS, fake_return, fake_win_rate, make_run
+from helpers import NUM_EVALS, ROOT, fake_return, fake_win_rate, make_run
 from meigm_jax.errors import RunDirError
 from meigm_jax.plot import build_figure, curve, main, mean_std, plot_runs, run_label, seed_matrix
-from meigm_jax.run_dir import read_records
-from meigm_jax.stats import iqm, iqm_ci
+from meigm_jax.running.run_dir import read_records
+from meigm_jax.reporting.stats import iqm, iqm_ci
 
-ROOT = Path(__file__).resolve().parents[1]
 def test_plot_runs_writes_png_with_one_curve_per_run(tmp_path):
     runs = [make_run(tmp_path, "a", "me_qmix", run=0),
             make_run(tmp_path, "b", "qmix", run=1),

@@ -39,7 +39,7 @@ def _smacv2(name: str) -> Callable[[], MarlEnv]:
     def make() -> MarlEnv:
         from meigm_jax.envs.smacv2 import smacv2_env
 
-        return smacv2_env(name)  # StarCraft II in worker processes (meigm_jax.sc2.host_loop)
+        return smacv2_env(name)  # StarCraft II in worker processes (meigm_jax.programs.host.host_loop)
 
     return make
 

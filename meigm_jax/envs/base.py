@@ -34,17 +34,17 @@ class EnvSpec(NamedTuple):
     # The env reports a shaped reward beside the true one (Overcooked).
     has_shaped_reward: bool = False
     # Every episode runs to the limit (Overcooked): the learner has no short
-    # episodes to pack (meigm_jax.packing).
+    # episodes to pack (meigm_jax.algorithm.packing).
     fixed_length: bool = False
     # Stepped by worker processes on the host (official SMACv2, through
-    # meigm_jax.sc2.host_loop) instead of inside the compiled program. Such
+    # meigm_jax.programs.host.host_loop) instead of inside the compiled program. Such
     # an env reports its sizes only once its workers are up.
     host_stepped: bool = False
     # Extra metrics of a metrics.jsonl record, computed from the record
     # (Overcooked's soups per episode).
     record_extras: Callable[[dict], dict] | None = None
     # A report written at the end of a run: a name in
-    # meigm_jax.analysis.END_REPORTS (the matrix game's "table1").
+    # meigm_jax.algorithm.analysis.END_REPORTS (the matrix game's "table1").
     end_report: str | None = None
 
     @property

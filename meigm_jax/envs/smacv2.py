@@ -3,7 +3,7 @@
 ``make_env("smacv2_<race>_<size>")`` gives a ``HostEnv``: it names the
 worker factory and each worker's SMACv2 arguments, and its spec says that
 the env is stepped on the host. The run loop then trains through
-``meigm_jax.sc2.host_loop`` (the worker pool and the host program live in
+``meigm_jax.programs.host.host_loop`` (the worker pool and the host program live in
 ``meigm_jax.sc2``; what the env is lives here). A missing install is found
 here, when the env is made, so a run stops in one line before anything is
 created.

@@ -1,0 +1,1 @@
+"""meigm_jax/programs"""

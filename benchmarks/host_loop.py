@@ -17,7 +17,9 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 import time
+from pathlib import Path
 
 import jax
 
@@ -29,6 +31,8 @@ from meigm_jax.programs.host.host_loop import HostRollout
 from meigm_jax.programs.host.workers import WorkerPool
 from tables import print_table
 
+# SMAX behind SMACv2's API, the tests' adapter: the workers import it from there.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "programs" / "host"))
 ADAPTER = "smax_adapter:SmaxSC2Env"
 
 

@@ -42,7 +42,8 @@ import numpy as np
 
 from meigm_jax.algorithm import replay
 from meigm_jax.config.compose import load
-from meigm_jax.algorithm.learner import build_optimisers, make_step
+from meigm_jax.algorithm.optimisers import build_optimisers
+from meigm_jax.algorithm.learner import make_step
 from meigm_jax.algorithm.packing import lane_counts, plans
 from meigm_jax.algorithm.rollout import make_act, rollout
 from meigm_jax.programs.jax_trainer import make_train

@@ -19,7 +19,9 @@ import jax
 import jax.numpy as jnp
 
 from meigm_jax.config.compose import load
-from meigm_jax.algorithm.learner import build_optimisers, make_loss, make_step, make_update
+from meigm_jax.algorithm.optimisers import build_optimisers
+from meigm_jax.algorithm.losses import make_loss
+from meigm_jax.algorithm.learner import make_step, make_update
 from meigm_jax.algorithm.packing import lane_counts, plan
 from meigm_jax.algorithm.rollout import make_act, rollout
 from meigm_jax.programs.jax_trainer import make_train

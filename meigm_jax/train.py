@@ -2,7 +2,7 @@
 
 Writes into Hydra's run directory (``hydra.run.dir=PATH`` sets it; its
 layout: ``meigm_jax.running.run_dir``). The command composes the config with Hydra,
-joins the other processes of a distributed run, trains with the run loop
+runs the pre-flight (``meigm_jax.running.prepare``), trains with the run loop
 (``meigm_jax.running.run_loop.run``) and turns its typed errors into one line on
 stderr and their exit code (``meigm_jax.errors``).
 """
@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 import hydra
-import jax
 from hydra._internal.callbacks import Callbacks
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -23,7 +22,6 @@ from hydra.core.utils import run_job
 from hydra.types import HydraContext
 from omegaconf import read_write
 
-from meigm_jax.running import compile_cache
 from meigm_jax.running import run_dir as run_dirs
 from meigm_jax.config.compose import (
     CONFIG_DIR,
@@ -36,10 +34,10 @@ from meigm_jax.config.compose import (
     with_preset,
 )
 from meigm_jax.config import TrainConfig
-from meigm_jax.envs import make_env
 from meigm_jax.errors import RUN_ERRORS, ConfigError, DistributedError, report
-from meigm_jax.running.run_loop import join_processes, run
-from meigm_jax.algorithm.seeds import check_fits
+from meigm_jax.programs.program import RunProgram
+from meigm_jax.running.prepare import prepare
+from meigm_jax.running.run_loop import run
 
 
 class _JobStopped(BaseException):
@@ -52,16 +50,16 @@ class _JobStopped(BaseException):
         self.error = error
 
 
-def _task(cfg: TrainConfig) -> None:
+def _task(cfg: TrainConfig, program: RunProgram | None = None) -> None:
     # Hydra logs at INFO; JAX's probe for absent TPU/GPU plugins is noise.
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
     try:
-        run(cfg, Path(HydraConfig.get().runtime.output_dir))
+        run(cfg, Path(HydraConfig.get().runtime.output_dir), program=program)
     except RUN_ERRORS as exc:
         raise _JobStopped(exc) from exc
 
 
-def _run_job(cfg: TrainConfig, node) -> None:
+def _run_job(cfg: TrainConfig, node, program: RunProgram) -> None:
     """Run ``cfg`` as Hydra's job for the composed ``node``: Hydra makes the
     run directory, ``.hydra/`` and the job log as ``hydra.main`` would, from
     the one composition (call within ``cli_config.hydra_context()``)."""
@@ -73,7 +71,7 @@ def _run_job(cfg: TrainConfig, node) -> None:
             node.hydra.job_logging = {"version": 1, "root": None, "disable_existing_loggers": False}
     HydraConfig.instance().set_config(node)
     context = HydraContext(config_loader=GlobalHydra.instance().config_loader(), callbacks=Callbacks(node))
-    job = run_job(hydra_context=context, task_function=lambda _: _task(cfg), config=node,
+    job = run_job(hydra_context=context, task_function=lambda _: _task(cfg, program), config=node,
                   job_dir_key="hydra.run.dir", job_subdir_key=None)
     job.return_value  # re-raises an unexpected error of the run (a typed one passes as _JobStopped)
 
@@ -104,14 +102,9 @@ def _train(overrides: list[str]) -> None:
     with hydra_context():
         node = compose(overrides, with_hydra=True)
         cfg = from_composed(node)
-        compile_cache.enable(cfg.compile_cache)  # before anything compiles
-        if cfg.distributed:
-            join_processes(cfg)  # before anything starts JAX's backend
-        env = make_env(cfg.env.name)  # e.g. a missing StarCraft II, before the run directory exists
-        if not env.spec.host_stepped:  # a host-stepped env's sizes come with its workers
-            check_fits(cfg, env.spec, jax.devices())
+        program = prepare(cfg)  # the one pre-flight, before the run directory exists
         run_dirs.check_writable(Path(node.hydra.run.dir))
-        _run_job(cfg, node)
+        _run_job(cfg, node, program)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,7 +6,6 @@ import math
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from helpers import ROOT
@@ -81,7 +80,7 @@ from meigm_jax import train
 error = eval(sys.argv.pop(1), vars(errors))
 
 
-def failing_run(cfg, run_dir):
+def failing_run(cfg, run_dir, program=None):
     print("run called", flush=True)
     raise error
 

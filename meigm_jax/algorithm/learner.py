@@ -1,270 +1,38 @@
-"""Losses (paper Eqs. 8, 9, 11) and one gradient step.
+"""The learner: what learning needs, whoever steps the envs.
 
-An algorithm is the composition of a mixer, a policy head and a logit
-transform (see ``config.ALG_PRESETS``; the networks are assembled in
-``networks/model.py``); this module branches only on the policy head: the
-soft head has a transform, a temperature and soft targets, the
-epsilon-greedy head has double-Q targets. The optional parts of the
-released ME-QMIX are switches of their own: a pre-mix transform inside the
-mixer (``networks/premix.py``), a fixed temperature, the weighted TD loss
-(``td_weights``) and one gradient clip over all networks.
+``make_learner(config, spec)`` gives a ``Learner``: the initial state,
+storing episodes and the gradient steps they are owed, the chunk's
+metrics, and the schedule (how many chunks, where each ends, how training
+rollouts act). Its parts are the module-level pure functions below, each of
+a static ``LearnerSpec`` and the train state, bound to one spec. Any driver
+that steps envs uses it: the compiled rollouts of
+``programs.jax_trainer.make_train`` and the SMACv2 host loop
+(``programs.host.host_loop``). The losses live in ``losses``, the targets
+in ``targets``, the optimisers in ``optimisers``.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from meigm_jax.config import TrainConfig
-from meigm_jax.envs.base import EnvSpec, global_state
-from meigm_jax.algorithm.networks.agent import FeedForwardAgent, RNNAgent, agent_extras, previous_actions_onehot, unroll
-from meigm_jax.algorithm.networks.model import Networks, mix
-from meigm_jax.algorithm.networks.premix import premix_values
-from meigm_jax.algorithm.packing import PackPlan, pack, plans
+from meigm_jax.algorithm import replay
+from meigm_jax.algorithm.losses import make_loss
+from meigm_jax.algorithm.networks.model import Networks, build_networks, init_params
+from meigm_jax.algorithm.optimisers import Optimisers, build_optimisers, init_optimiser_states, joint_clip, log_alpha_bounds
+from meigm_jax.algorithm.packing import PackPlan, plans
 from meigm_jax.algorithm.packing import lane_counts as packing_lane_counts
-from meigm_jax.algorithm.policy import SoftPolicy, greedy, soft_policy, take, temperature
+from meigm_jax.algorithm.policy import epsilon_schedule
 from meigm_jax.algorithm.seeds import all_seeds
-from meigm_jax.algorithm.targets import masked_mean, td_lambda_targets
-from meigm_jax.types import Episodes, LossInfo, OptimiserStates, Params, TargetParams
-
-sg = jax.lax.stop_gradient
-
-# log alpha is projected into these bounds after each step. Where the target
-# entropy cannot be reached (e.g. two actions with identical values keep the
-# entropy above it), log alpha would otherwise fall until exp() underflows to
-# an alpha of exactly 0; 1e-8 is already a greedy policy for any Q gap.
-LOG_ALPHA_BOUNDS = (-18.42, 18.42)
-
-
-def log_alpha_bounds(cfg: TrainConfig) -> tuple[float, float]:
-    """Where a learned log alpha is projected after each step: ``alpha_min``
-    and ``alpha_max`` where set, within ``LOG_ALPHA_BOUNDS``."""
-    low, high = LOG_ALPHA_BOUNDS
-    if cfg.alpha_min is not None:
-        low = max(low, math.log(cfg.alpha_min))
-    if cfg.alpha_max is not None:
-        high = min(high, math.log(cfg.alpha_max))
-    return low, high
-
-
-def alpha_loss(log_alpha: jax.Array, entropy: jax.Array, joint_target: jax.Array | float,
-               mask: jax.Array) -> jax.Array:
-    """The temperature's loss for per-agent entropies ``entropy`` [B, T, n]
-    and a joint target entropy H* (n agents' shares h = H* / n).
-
-    One log alpha []: log alpha (sum_i H_i - H*), the joint entropy held to
-    H*. Per-agent log alphas [n]: sum_i log alpha_i (H_i - h), each agent's
-    own entropy held to h. With identical agents and equal alphas the
-    per-agent gradients are the joint one split evenly (Adam's steps then
-    coincide).
-    """
-    if log_alpha.ndim == 0:
-        return masked_mean(log_alpha * sg(entropy.sum(-1) - joint_target), mask)
-    share = joint_target / entropy.shape[-1]
-    return masked_mean((log_alpha * sg(entropy - share)).sum(-1), mask)
-
-
-class Optimisers(NamedTuple):
-    q: optax.GradientTransformation
-    transform: optax.GradientTransformation
-    alpha: optax.GradientTransformation
-
-
-def build_optimisers(cfg: TrainConfig) -> Optimisers:
-    # Adam on every parameter group; alpha is learned as log alpha with
-    # Adam (as in SAC), without clipping. With grad_clip_scope=joint the
-    # update clips theta and phi together before these (make_update); the
-    # identity has the clip's (empty) state, so the states keep one shape.
-    clip = (optax.clip_by_global_norm(cfg.grad_clip) if cfg.grad_clip_scope == "group"
-            else optax.identity())
-    return Optimisers(
-        q=optax.chain(clip, optax.adam(cfg.lr)),
-        transform=optax.chain(clip, optax.adam(cfg.opt_lr)),
-        alpha=optax.adam(cfg.alpha_lr),
-    )
-
-
-def init_optimiser_states(opts: Optimisers, params: Params) -> OptimiserStates:
-    return OptimiserStates(
-        q=opts.q.init((params.agent, params.mixer)),
-        transform=opts.transform.init(params.transform),
-        alpha=opts.alpha.init(params.log_alpha),
-    )
-
-
-def td_weights(td_error: jax.Array, policy_gap: jax.Array) -> jax.Array:
-    """The released ME-QMIX's TD-loss weights (``td_weighting=release``).
-
-    With td_error = Q_tot - G and policy_gap = Q_tot - sum_i f_i(g_i(Q_i(u_i))),
-    a step weighs 0.5 where (policy_gap > 0) equals (td_error < 0), else 1.
-    """
-    return jnp.where((policy_gap > 0) == (td_error < 0), 0.5, 1.0)
-
-
-def weighted_mean(x: jax.Array, weights: jax.Array, mask: jax.Array) -> jax.Array:
-    """sum(w x) / sum(w) over mask; with all weights 1 the masked mean."""
-    total = jnp.where(mask, weights * x, 0.0).sum()
-    norm = jnp.where(mask, weights, 0.0).sum()
-    return total / jnp.where(norm > 0, norm, 1.0)
-
-
-def target_entropy(cfg: TrainConfig, spec: EnvSpec, env_steps: jax.Array | None = None):
-    """The joint entropy the temperature is tuned to: ``target_entropy_coef``
-    per agent, or, with ``target_entropy_start_coef``, a per-agent target
-    that falls linearly from it to ``target_entropy_coef`` over
-    ``target_entropy_anneal_steps`` env steps (an exploration schedule,
-    as epsilon's for the baselines)."""
-    final = cfg.env.target_entropy_coef * spec.num_agents
-    start = cfg.env.target_entropy_start_coef
-    if start is None or env_steps is None:
-        return final
-    frac = jnp.clip(env_steps / cfg.env.target_entropy_anneal_steps, 0.0, 1.0)
-    return start * spec.num_agents + frac * (final - start * spec.num_agents)
-
-
-def episode_q_values(agent: RNNAgent | FeedForwardAgent, agent_params, batch: Episodes,
-                     starts: jax.Array | None = None, *, frozen_params=None):
-    """Q_i for every stored step, [B, T+1, n, k]; ``starts`` marks episode
-    starts inside packed rows (meigm_jax.algorithm.packing). With ``frozen_params``
-    (the target agent's) both agents are unrolled in one scan and the pair
-    (online, frozen) is returned, the frozen one without gradient."""
-    extras = agent_extras(previous_actions_onehot(batch.actions, agent.num_actions, starts,
-                                                  batch.previous_action))
-    return unroll(agent, agent_params, batch.obs, extras, starts, frozen_params=frozen_params)
-
-
-class TargetParts(NamedTuple):
-    """Everything the losses need from one batch, for the losses and for tests."""
-
-    q: jax.Array  # [B, T+1, n, k] online Q_i
-    q_tot: jax.Array  # [B, T] online Q_tot(s_t, u_t), differentiable
-    next_value: jax.Array  # [B, T] V_{t+1}
-    next_entropy_term: jax.Array  # [B, T] alpha log pi(u_{t+1} | s_{t+1})
-    targets: jax.Array  # [B, T] G_t, zero at padded steps
-    logits: jax.Array | None  # [B, T+1, n, k] transform output (soft head)
-    policy: SoftPolicy | None  # [B, T+1, n, k] pi at every stored step (soft head)
-    alpha: jax.Array
-
-
-def sampling_noise(key: jax.Array, batch: Episodes) -> jax.Array:
-    """Gumbel noise [B, T+1, n, k] for sampling every step's joint action."""
-    return jax.random.gumbel(key, batch.avail.shape, jnp.float32)
-
-
-def make_targets(cfg: TrainConfig, nets: Networks):
-    """(params, target, batch, key) -> TargetParts: Q_tot and its TD(lambda) targets.
-
-    ``starts`` [B, T+1] marks episode starts when ``batch`` holds packed rows;
-    ``noise`` [B, T+1, n, k] is the Gumbel noise that samples u'_{t+1} (drawn
-    from ``key`` when not given; the packed step passes the padded batch's
-    noise, packed, so both layouts draw the same actions).
-    """
-    gamma, lam = cfg.gamma, cfg.td_lambda
-
-    def compute(params: Params, target: TargetParams, batch: Episodes, key: jax.Array,
-                starts: jax.Array | None = None, noise: jax.Array | None = None) -> TargetParts:
-        T = batch.reward.shape[-1]
-        actions = batch.actions.astype(jnp.int32)
-        mask = batch.filled
-        next_filled = jnp.concatenate([mask[:, 1:], jnp.zeros_like(mask[:, :1])], axis=1)
-        next_actions = jnp.concatenate([actions[:, 1:], jnp.zeros_like(actions[:, :1])], axis=1)
-        states = global_state(batch.obs, batch.state)  # [B, T+1, S]
-        state_next = states[:, 1:]
-
-        # The online and target agents share one scan over the T+1 steps.
-        q, q_target = episode_q_values(nets.agent, params.agent, batch, starts,
-                                       frozen_params=target.agent)
-        q_tot = mix(nets.mixer, params.mixer, q[:, :T], actions, states[:, :T],
-                    batch.avail[:, :T])
-
-        def target_q_tot(next_joint_actions):
-            return mix(nets.mixer, target.mixer, q_target[:, 1:], next_joint_actions, state_next,
-                       batch.avail[:, 1:])
-
-        logits = policy = None
-        if cfg.is_soft:
-            alpha = temperature(sg(params.log_alpha))
-            # One transform pass over all T+1 steps serves the targets (t+1,
-            # no gradient) and the OPT loss (t, gradient to phi only): its
-            # input, the pre-mixed values, is held fixed.
-            logits = nets.transform.apply(
-                params.transform, sg(premix_values(nets.mixer, params.mixer, q, states)), states)
-            policy = soft_policy(sg(logits), batch.avail, alpha)
-            pi_next = jax.tree.map(lambda x: x[:, 1:], policy)
-            if noise is None:
-                noise = sampling_noise(key, batch)
-            # Gumbel-max: the argmax of log pi + Gumbel noise is a draw from pi.
-            sampled = jnp.argmax(pi_next.log_probs + noise[:, 1:], axis=-1)
-            next_value = target_q_tot(sampled) - take(pi_next.alpha_log_probs, sampled).sum(-1)
-            next_entropy_term = take(pi_next.alpha_log_probs, next_actions).sum(-1)
-        else:
-            # Double Q: the online agent picks, the target networks evaluate.
-            alpha = jnp.zeros(())
-            next_value = target_q_tot(greedy(sg(q[:, 1:]), batch.avail[:, 1:]))
-            next_entropy_term = jnp.zeros_like(next_value)
-
-        # The replay keeps rewards in the env's units (the rollout and the
-        # SMACv2 host loop alike); the learner scales them (env.reward_scale).
-        reward = batch.reward * cfg.env.reward_scale
-        targets = td_lambda_targets(reward, batch.terminal, next_filled, sg(next_value),
-                                    sg(next_entropy_term), gamma, lam)
-        # Padded targets are meaningless; zeroing them keeps every term of
-        # the masked loss finite, so no NaN can reach a gradient.
-        targets = sg(jnp.where(mask, targets, 0.0))
-        return TargetParts(q=q, q_tot=q_tot, next_value=next_value,
-                           next_entropy_term=next_entropy_term, targets=targets, logits=logits,
-                           policy=policy, alpha=alpha.mean())
-
-    return compute
-
-
-def make_loss(cfg: TrainConfig, nets: Networks, spec: EnvSpec):
-    compute_targets = make_targets(cfg, nets)
-
-    def loss(params: Params, target: TargetParams, batch: Episodes, key: jax.Array,
-             layout: PackPlan | None = None, env_steps: jax.Array | None = None):
-        """The loss of a padded batch; with ``layout`` computed on its episodes
-        packed into fewer rows (the same value, up to float rounding).
-        ``env_steps`` (the seed's so far) sets an annealed target entropy."""
-        h_target = target_entropy(cfg, spec, env_steps)
-        starts = noise = None
-        if layout is not None:
-            batch, starts, (noise,) = pack(layout, batch, sampling_noise(key, batch))
-        T = batch.reward.shape[-1]
-        mask = batch.filled
-        parts = compute_targets(params, target, batch, key, starts, noise)
-        td_error = parts.q_tot - parts.targets
-        loss_opt = loss_alpha = jnp.zeros(())
-        entropy = jnp.zeros_like(parts.q_tot)
-        if cfg.is_soft:
-            actions = batch.actions.astype(jnp.int32)
-            opt_sum = take(parts.logits[:, :T], actions).sum(-1)
-            loss_opt = masked_mean((opt_sum - sg(parts.q_tot)) ** 2, mask)
-            # Exact expectation E[log pi_jt] = -sum_i H(pi_i) rather than a
-            # single sampled log-probability: same gradient, less variance.
-            agent_entropy = parts.policy.entropy()[:, :T]  # [B, T, n]
-            entropy = agent_entropy.sum(-1)
-            if cfg.learns_alpha:
-                loss_alpha = alpha_loss(params.log_alpha, agent_entropy, h_target, mask)
-        if cfg.td_weighting == "release":  # a soft head only (config)
-            weights = sg(td_weights(td_error, parts.q_tot - opt_sum))
-            loss_q = weighted_mean(0.5 * td_error ** 2, weights, mask)
-        else:
-            loss_q = masked_mean(0.5 * td_error ** 2, mask)
-        info = LossInfo(
-            loss_q=loss_q, loss_opt=loss_opt, loss_alpha=loss_alpha, alpha=parts.alpha,
-            policy_entropy=masked_mean(entropy, mask),
-            q_tot=masked_mean(parts.q_tot, mask), target=masked_mean(parts.targets, mask),
-            rows=jnp.asarray(mask.shape[0], jnp.float32),
-        )
-        # Stop-gradients make each term reach only its own parameter group.
-        return loss_q + loss_opt + loss_alpha, info
-
-    return loss
+from meigm_jax.config import TrainConfig
+from meigm_jax.envs.base import EnvSpec
+from meigm_jax.types import (ChunkMetrics, Counters, Episodes, LossInfo, OptimiserStates, Params, RolloutStats,
+                             TargetParams, TrainState)
 
 
 def make_step(cfg: TrainConfig, nets: Networks, spec: EnvSpec, opts: Optimisers):
@@ -295,16 +63,6 @@ def make_step(cfg: TrainConfig, nets: Networks, spec: EnvSpec, opts: Optimisers)
     return step
 
 
-def joint_clip(grads: Params, max_norm: float) -> Params:
-    """Clip theta's and phi's gradients to one global norm, as one optimiser
-    over all parameters would (``grad_clip_scope=joint``); log alpha's
-    gradient is left alone, as it always is."""
-    clip = optax.clip_by_global_norm(max_norm)
-    (agent, mixer, transform), _ = clip.update((grads.agent, grads.mixer, grads.transform),
-                                               clip.init(None))
-    return grads._replace(agent=agent, mixer=mixer, transform=transform)
-
-
 def make_update(cfg: TrainConfig, nets: Networks, spec: EnvSpec, opts: Optimisers):
     grad_fn = jax.grad(make_loss(cfg, nets, spec), has_aux=True)
 
@@ -330,3 +88,233 @@ def make_update(cfg: TrainConfig, nets: Networks, spec: EnvSpec, opts: Optimiser
         return params, OptimiserStates(q=q_state, transform=transform_state, alpha=alpha_state), info
 
     return update
+
+
+class LearnerSpec(NamedTuple):
+    """What a learner is built from and never changes while it trains (static)."""
+
+    config: TrainConfig
+    env: EnvSpec
+    nets: Networks
+    opts: Optimisers
+    step: Callable  # the gradient step, make_step's
+    zero_losses: LossInfo
+
+
+class ChunkTotals(NamedTuple):
+    """What a chunk's rollouts and gradient steps add up to, for its metrics."""
+
+    rollouts: RolloutStats
+    entropy_sum: jax.Array
+    updates: jax.Array
+    losses: LossInfo  # sums over updates
+    first_nonfinite: jax.Array  # [] int32 number of the first update with a non-finite loss, -1: none
+
+
+def updates_due(episodes_before, episodes_after, batch_size_run: int):
+    """Gradient steps owed for the episodes just collected: one per
+    ``batch_size_run`` episodes (the paper's replay ratio), carried across
+    rollouts; the callers take none until the replay holds a full batch."""
+    return episodes_after // batch_size_run - episodes_before // batch_size_run
+
+
+def shaping_weight(env_steps: jax.Array, horizon: int) -> jax.Array:
+    """Weight of the shaped reward: 1 at step 0, linearly down to 0 at ``horizon`` (0: none)."""
+    if horizon <= 0:
+        return jnp.zeros(())
+    return jnp.clip(1.0 - env_steps / horizon, 0.0, 1.0)
+
+
+def init_state(ls: LearnerSpec, key: jax.Array) -> TrainState:
+    """A seed's initial train state: fresh networks, target copies, an empty replay."""
+    cfg = ls.config
+    key, init_key = jax.random.split(key)
+    params = init_params(ls.nets, cfg, ls.env, init_key)
+    return TrainState(
+        params=params,
+        target=TargetParams(agent=params.agent, mixer=params.mixer),
+        opt_states=init_optimiser_states(ls.opts, params),
+        replay=replay.init(replay.empty_episode(ls.env, cfg.replay_float_dtype), cfg.buffer_size),
+        counters=Counters(*([jnp.zeros((), jnp.int32)] * len(Counters._fields))),
+        key=key,
+    )
+
+
+def chunk_end(ls: LearnerSpec, index):
+    """The env steps a seed has taken when chunk ``index`` ends."""
+    return jnp.minimum((index + 1) * ls.config.test_interval, ls.config.total_timesteps)
+
+
+def epsilon(ls: LearnerSpec, state: TrainState) -> jax.Array:
+    """The baselines' exploration rate at the seed's env steps."""
+    cfg = ls.config
+    return epsilon_schedule(state.counters.env_steps, cfg.epsilon_start, cfg.epsilon_finish,
+                            cfg.epsilon_anneal_steps)
+
+
+def reward_shaping(ls: LearnerSpec, state: TrainState) -> jax.Array:
+    """Weight of the shaped reward in the training reward at the seed's env steps."""
+    if not ls.env.has_shaped_reward:
+        return jnp.zeros(())
+    return shaping_weight(state.counters.env_steps, ls.config.env.reward_shaping_horizon)
+
+
+def learn(ls: LearnerSpec, state: TrainState, n_updates: jax.Array, key: jax.Array,
+          first_nonfinite: jax.Array):
+    """``n_updates`` gradient steps on batches drawn from the state's replay:
+    (params, target, opt_states, loss sums, first non-finite update)."""
+    cfg = ls.config
+
+    def body(i, carry):
+        params, target, opt_states, loss_sums, first_bad = carry
+        sample_key, loss_key = jax.random.split(jax.random.fold_in(key, i))
+        if cfg.segment.length > 0:
+            batch = replay.sample_windows(state.replay, sample_key, cfg.batch_size,
+                                          cfg.segment.length, cfg.segment.burn_in)
+        else:
+            batch = replay.sample(state.replay, sample_key, cfg.batch_size)
+        params, opt_states, info = ls.step(params, target, opt_states, batch, loss_key,
+                                           state.counters.env_steps)
+        if cfg.target_tau > 0:
+            target = jax.tree.map(lambda t, p: (1 - cfg.target_tau) * t + cfg.target_tau * p,
+                                  target, TargetParams(params.agent, params.mixer))
+        loss_sums = jax.tree.map(jnp.add, loss_sums, info)
+        finite = jnp.isfinite(info.loss_q) & jnp.isfinite(info.loss_opt) & jnp.isfinite(info.loss_alpha)
+        first_bad = jnp.where((first_bad < 0) & ~finite, state.counters.updates + i + 1, first_bad)
+        return params, target, opt_states, loss_sums, first_bad
+
+    carry = (state.params, state.target, state.opt_states, ls.zero_losses, first_nonfinite)
+    return jax.lax.fori_loop(0, n_updates, body, carry)
+
+
+def learn_from(ls: LearnerSpec, state: TrainState, totals: ChunkTotals, result,
+               new_episodes: jax.Array | int, key: jax.Array, learn_key: jax.Array,
+               active: jax.Array | bool = True, stored: jax.Array | bool = True):
+    """Everything after a rollout (``rollout.RolloutResult``), whoever
+    stepped the envs: store its episodes (``stored``: all, or a mask [E] of
+    the finished ones), take the gradient steps ``new_episodes`` are owed,
+    copy the target and count. A seed that is not ``active`` (its chunk is
+    done while other seeds' go on) comes out unchanged; ``key`` becomes the
+    state's key."""
+    cfg = ls.config
+    old_state, old_totals = state, totals
+    buffer = replay.add(state.replay, result.episodes, keep=stored & active)
+    c = state.counters
+    episodes = c.episodes + new_episodes
+    env_steps = c.env_steps + result.stats.length_sum.astype(jnp.int32)
+    if cfg.env_steps_per_update > 0:
+        n_updates = updates_due(c.env_steps, env_steps, cfg.env_steps_per_update)
+    else:
+        n_updates = updates_due(c.episodes, episodes, cfg.batch_size_run)
+    # Windows are drawn with replacement: one stored episode is enough.
+    min_stored = 1 if cfg.segment.length > 0 else cfg.batch_size
+    n_updates = jnp.where(replay.can_sample(buffer, min_stored) & active, n_updates, 0)
+    state = state._replace(replay=buffer)
+    params, target, opt_states, loss_sums, first_bad = learn(ls, state, n_updates, learn_key,
+                                                             totals.first_nonfinite)
+    last_copy = c.last_target_update
+    if cfg.target_tau == 0:
+        copy = (n_updates > 0) & (episodes - last_copy >= cfg.target_update_interval)
+        online = TargetParams(params.agent, params.mixer)
+        target = jax.tree.map(lambda t, p: jnp.where(copy, p, t), target, online)
+        last_copy = jnp.where(copy, episodes, last_copy)
+    counters = Counters(
+        env_steps=env_steps,
+        episodes=episodes, updates=c.updates + n_updates, last_target_update=last_copy,
+    )
+    state = TrainState(params=params, target=target, opt_states=opt_states, replay=buffer,
+                       counters=counters, key=key)
+    totals = ChunkTotals(
+        rollouts=jax.tree.map(jnp.add, totals.rollouts, result.stats),
+        entropy_sum=totals.entropy_sum + result.diagnostics_sum.entropy,
+        updates=totals.updates + n_updates,
+        losses=jax.tree.map(jnp.add, totals.losses, loss_sums),
+        first_nonfinite=first_bad,
+    )
+    # Select the small parts only: a select over the replay would copy it.
+    keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(active, a, b), new, old)
+    state = keep(state._replace(replay=None), old_state._replace(replay=None))._replace(replay=buffer)
+    return state, keep(totals, old_totals)
+
+
+def zero_totals(ls: LearnerSpec) -> ChunkTotals:
+    """A chunk's totals before its first rollout."""
+    return ChunkTotals(
+        rollouts=RolloutStats(*([jnp.zeros(())] * len(RolloutStats._fields))),
+        entropy_sum=jnp.zeros(()), updates=jnp.zeros((), jnp.int32), losses=ls.zero_losses,
+        first_nonfinite=jnp.full((), -1, jnp.int32),
+    )
+
+
+def chunk_metrics(ls: LearnerSpec, state: TrainState, totals: ChunkTotals, evaluation) -> ChunkMetrics:
+    """A chunk's metrics from its training totals and its greedy evaluation (a ``RolloutResult``)."""
+    cfg = ls.config
+    test, train = evaluation.stats, totals.rollouts
+    # Gaps averaged over the states the greedy evaluation visited.
+    gap = lambda total: total / test.length_sum if cfg.is_soft else jnp.asarray(jnp.nan)
+    # Losses are undefined in a chunk with no gradient step: NaN, which
+    # the metrics writer records as null.
+    per_update = jax.tree.map(
+        lambda s: jnp.where(totals.updates > 0, s / jnp.maximum(totals.updates, 1), jnp.nan),
+        totals.losses)
+    return ChunkMetrics(
+        env_steps=state.counters.env_steps,
+        episodes=state.counters.episodes,
+        updates=state.counters.updates,
+        test_return=test.return_sum / test.episodes,
+        test_win_rate=test.win_sum / test.episodes,
+        test_length=test.length_sum / test.episodes,
+        train_return=train.return_sum / train.episodes,
+        train_win_rate=train.win_sum / train.episodes,
+        loss_q=per_update.loss_q,
+        loss_opt=per_update.loss_opt,
+        loss_alpha=per_update.loss_alpha,
+        td_target=per_update.target,
+        # The mean over agents where each has its own (target_entropy_scope).
+        alpha=jnp.exp(state.params.log_alpha).mean() if cfg.is_soft else jnp.zeros(()),
+        policy_entropy=totals.entropy_sum / jnp.maximum(train.length_sum, 1.0),
+        learner_entropy=per_update.policy_entropy if cfg.is_soft else jnp.asarray(jnp.nan),
+        epsilon=jnp.zeros(()) if cfg.is_soft else epsilon(ls, state),
+        q_tot=per_update.q_tot,
+        learner_rows=per_update.rows,
+        misalignment_gap=gap(evaluation.diagnostics_sum.gap_logits),
+        misalignment_gap_expected=gap(evaluation.diagnostics_sum.gap_expected),
+        shaping_weight=reward_shaping(ls, state),
+        test_shaped_return=test.shaped_return_sum / test.episodes,
+        train_shaped_return=train.shaped_return_sum / train.episodes,
+        first_nonfinite_update=totals.first_nonfinite,
+    )
+
+
+class Learner(NamedTuple):
+    """A learner's parts, bound to its ``LearnerSpec``; nothing here steps an env."""
+
+    static: LearnerSpec
+    num_chunks: int
+    acting_mode: str  # how training rollouts act (rollout.make_act): "soft" or "epsilon_greedy"
+    init: Callable[[jax.Array], TrainState]
+    chunk_end: Callable  # (index) -> env steps a seed has taken when chunk ``index`` ends
+    epsilon: Callable  # (state) -> the baselines' exploration rate
+    shaping_weight: Callable  # (state) -> weight of the shaped reward in the training reward
+    zero_totals: Callable  # () -> empty chunk totals
+    learn_from: Callable  # (state, totals, RolloutResult, new_episodes, key, learn_key, active, stored)
+    chunk_metrics: Callable  # (state, totals, evaluation RolloutResult) -> ChunkMetrics
+
+    config = property(lambda self: self.static.config)
+    spec = property(lambda self: self.static.env)
+    nets = property(lambda self: self.static.nets)
+
+
+def make_learner(cfg: TrainConfig, spec: EnvSpec) -> Learner:
+    """The learner of ``cfg`` for envs of ``spec``."""
+    nets = build_networks(cfg, spec)
+    opts = build_optimisers(cfg)
+    ls = LearnerSpec(config=cfg, env=spec, nets=nets, opts=opts, step=make_step(cfg, nets, spec, opts),
+                     zero_losses=LossInfo(*([jnp.zeros(())] * len(LossInfo._fields))))
+    bind = lambda fn: functools.partial(fn, ls)
+    return Learner(
+        static=ls, num_chunks=math.ceil(cfg.total_timesteps / cfg.test_interval),
+        acting_mode="soft" if cfg.is_soft else "epsilon_greedy",
+        init=bind(init_state), chunk_end=bind(chunk_end), epsilon=bind(epsilon),
+        shaping_weight=bind(reward_shaping), zero_totals=bind(zero_totals), learn_from=bind(learn_from),
+        chunk_metrics=bind(chunk_metrics))

@@ -1,4 +1,5 @@
-"""Soft TD(lambda) targets (paper Eq. 12, Appendix A), in closed form.
+"""The TD(lambda) targets (paper Eq. 12, Appendix A): soft ones for the soft
+head, double-Q ones for epsilon-greedy, and their recursion in closed form.
 
 The backward recursion G_t = a_t + b_t G_{t+1} is affine with b_t either
 gamma * lambda or 0, so G_t is a discounted sum over the steps s >= t that the
@@ -9,8 +10,20 @@ each scan step is a few kernel launches in sequence).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
+
+from meigm_jax.config import TrainConfig
+from meigm_jax.envs.base import global_state
+from meigm_jax.algorithm.networks.agent import FeedForwardAgent, RNNAgent, agent_extras, previous_actions_onehot, unroll
+from meigm_jax.algorithm.networks.model import Networks, mix
+from meigm_jax.algorithm.networks.premix import premix_values
+from meigm_jax.algorithm.policy import SoftPolicy, greedy, soft_policy, take, temperature
+from meigm_jax.types import Episodes, Params, TargetParams
+
+sg = jax.lax.stop_gradient
 
 
 def td_lambda_targets(
@@ -57,7 +70,97 @@ def td_lambda_targets(
     return jnp.where(reached, weight * a[..., None, :], 0.0).sum(-1)
 
 
-def masked_mean(x: jax.Array, mask: jax.Array) -> jax.Array:
-    """Mean of x over mask; padded entries contribute nothing, even if not finite."""
-    total = jnp.where(mask, x, 0.0).sum()
-    return total / jnp.maximum(mask.sum(), 1)
+def episode_q_values(agent: RNNAgent | FeedForwardAgent, agent_params, batch: Episodes,
+                     starts: jax.Array | None = None, *, frozen_params=None):
+    """Q_i for every stored step, [B, T+1, n, k]; ``starts`` marks episode
+    starts inside packed rows (meigm_jax.algorithm.packing). With ``frozen_params``
+    (the target agent's) both agents are unrolled in one scan and the pair
+    (online, frozen) is returned, the frozen one without gradient."""
+    extras = agent_extras(previous_actions_onehot(batch.actions, agent.num_actions, starts,
+                                                  batch.previous_action))
+    return unroll(agent, agent_params, batch.obs, extras, starts, frozen_params=frozen_params)
+
+
+class TargetParts(NamedTuple):
+    """Everything the losses need from one batch, for the losses and for tests."""
+
+    q: jax.Array  # [B, T+1, n, k] online Q_i
+    q_tot: jax.Array  # [B, T] online Q_tot(s_t, u_t), differentiable
+    next_value: jax.Array  # [B, T] V_{t+1}
+    next_entropy_term: jax.Array  # [B, T] alpha log pi(u_{t+1} | s_{t+1})
+    targets: jax.Array  # [B, T] G_t, zero at padded steps
+    logits: jax.Array | None  # [B, T+1, n, k] transform output (soft head)
+    policy: SoftPolicy | None  # [B, T+1, n, k] pi at every stored step (soft head)
+    alpha: jax.Array
+
+
+def sampling_noise(key: jax.Array, batch: Episodes) -> jax.Array:
+    """Gumbel noise [B, T+1, n, k] for sampling every step's joint action."""
+    return jax.random.gumbel(key, batch.avail.shape, jnp.float32)
+
+
+def make_targets(cfg: TrainConfig, nets: Networks):
+    """(params, target, batch, key) -> TargetParts: Q_tot and its TD(lambda) targets.
+
+    ``starts`` [B, T+1] marks episode starts when ``batch`` holds packed rows;
+    ``noise`` [B, T+1, n, k] is the Gumbel noise that samples u'_{t+1} (drawn
+    from ``key`` when not given; the packed step passes the padded batch's
+    noise, packed, so both layouts draw the same actions).
+    """
+    gamma, lam = cfg.gamma, cfg.td_lambda
+
+    def compute(params: Params, target: TargetParams, batch: Episodes, key: jax.Array,
+                starts: jax.Array | None = None, noise: jax.Array | None = None) -> TargetParts:
+        T = batch.reward.shape[-1]
+        actions = batch.actions.astype(jnp.int32)
+        mask = batch.filled
+        next_filled = jnp.concatenate([mask[:, 1:], jnp.zeros_like(mask[:, :1])], axis=1)
+        next_actions = jnp.concatenate([actions[:, 1:], jnp.zeros_like(actions[:, :1])], axis=1)
+        states = global_state(batch.obs, batch.state)  # [B, T+1, S]
+        state_next = states[:, 1:]
+
+        # The online and target agents share one scan over the T+1 steps.
+        q, q_target = episode_q_values(nets.agent, params.agent, batch, starts,
+                                       frozen_params=target.agent)
+        q_tot = mix(nets.mixer, params.mixer, q[:, :T], actions, states[:, :T],
+                    batch.avail[:, :T])
+
+        def target_q_tot(next_joint_actions):
+            return mix(nets.mixer, target.mixer, q_target[:, 1:], next_joint_actions, state_next,
+                       batch.avail[:, 1:])
+
+        logits = policy = None
+        if cfg.is_soft:
+            alpha = temperature(sg(params.log_alpha))
+            # One transform pass over all T+1 steps serves the targets (t+1,
+            # no gradient) and the OPT loss (t, gradient to phi only): its
+            # input, the pre-mixed values, is held fixed.
+            logits = nets.transform.apply(
+                params.transform, sg(premix_values(nets.mixer, params.mixer, q, states)), states)
+            policy = soft_policy(sg(logits), batch.avail, alpha)
+            pi_next = jax.tree.map(lambda x: x[:, 1:], policy)
+            if noise is None:
+                noise = sampling_noise(key, batch)
+            # Gumbel-max: the argmax of log pi + Gumbel noise is a draw from pi.
+            sampled = jnp.argmax(pi_next.log_probs + noise[:, 1:], axis=-1)
+            next_value = target_q_tot(sampled) - take(pi_next.alpha_log_probs, sampled).sum(-1)
+            next_entropy_term = take(pi_next.alpha_log_probs, next_actions).sum(-1)
+        else:
+            # Double Q: the online agent picks, the target networks evaluate.
+            alpha = jnp.zeros(())
+            next_value = target_q_tot(greedy(sg(q[:, 1:]), batch.avail[:, 1:]))
+            next_entropy_term = jnp.zeros_like(next_value)
+
+        # The replay keeps rewards in the env's units (the rollout and the
+        # SMACv2 host loop alike); the learner scales them (env.reward_scale).
+        reward = batch.reward * cfg.env.reward_scale
+        targets = td_lambda_targets(reward, batch.terminal, next_filled, sg(next_value),
+                                    sg(next_entropy_term), gamma, lam)
+        # Padded targets are meaningless; zeroing them keeps every term of
+        # the masked loss finite, so no NaN can reach a gradient.
+        targets = sg(jnp.where(mask, targets, 0.0))
+        return TargetParts(q=q, q_tot=q_tot, next_value=next_value,
+                           next_entropy_term=next_entropy_term, targets=targets, logits=logits,
+                           policy=policy, alpha=alpha.mean())
+
+    return compute

@@ -31,7 +31,8 @@ from meigm_jax.envs.base import EnvSpec
 from meigm_jax.errors import ConfigError
 from meigm_jax.algorithm.replay import replay_bytes_per_seed
 from meigm_jax.algorithm.seeds import SEED_AXIS, check_fits, seed_device_count, seed_keys
-from meigm_jax.programs.jax_trainer import Learner, Trainer, make_train
+from meigm_jax.algorithm.learner import Learner
+from meigm_jax.programs.jax_trainer import Trainer, make_train
 from meigm_jax.types import ChunkMetrics
 
 # The mesh axis the seed axis is split along, one block of seeds per device.
@@ -172,7 +173,7 @@ class JaxProgram:
     """
 
     def __init__(self, cfg, env=None, devices: list | None = None, storable: bool = False):
-        self._storable = storable or env is None
+        self._storable = storable
         self._devices = list(jax.devices() if devices is None else devices)
         self._num_seeds = cfg.num_seeds
         # The trainer, not only its learner: an env's end report (analysis)

@@ -22,13 +22,11 @@ from meigm_jax.running import run_dir as run_dirs
 from meigm_jax.algorithm.analysis import END_REPORTS
 from meigm_jax.running.checkpoint import Checkpointer, restore_latest
 from meigm_jax.config import TrainConfig, to_dict
-from meigm_jax.running.distributed import initialize
-from meigm_jax.envs import make_env
 from meigm_jax.errors import CheckpointError, ConfigError, Interrupted, NonFiniteLoss, WandbError
-from meigm_jax.programs.program import JaxProgram, to_host
+from meigm_jax.programs.program import RunProgram, to_host
 from meigm_jax.running.run_dir import json_value
-from meigm_jax.programs.host.host_loop import HostProgram
 from meigm_jax.types import SHAPED_METRICS, WIN_METRICS
+from meigm_jax.running.prepare import prepare
 from meigm_jax.running.wandb_log import WandbLogger
 
 
@@ -50,45 +48,29 @@ def metric_records(cfg: TrainConfig, spec, metrics, seconds: float, wall: float,
     return records
 
 
-def join_processes(cfg: TrainConfig) -> None:
-    """distributed=true: join the run's other processes, before JAX starts
-    its backend. Raises DistributedError (they did not all join in time) or
-    ConfigError (the variables naming them are wrong)."""
-    if not jax.distributed.is_initialized():
-        initialize(cfg.distributed_timeout)
-
-
-def open_program(cfg: TrainConfig, env=None):
-    """The env's ``RunProgram``: compiled JAX chunks, or workers stepped on the host."""
-    from_registry = env is None  # then the config names all of it, and its programs may be stored whole
-    env = make_env(cfg.env.name) if env is None else env
-    if env.spec.host_stepped:
-        return HostProgram(cfg, env)
-    return JaxProgram(cfg, env, storable=from_registry)
-
-
-def run(cfg: TrainConfig, run_dir: Path, env=None) -> list[dict]:
+def run(cfg: TrainConfig, run_dir: Path, env=None, program: RunProgram | None = None) -> list[dict]:
     """Train all seeds of ``cfg`` chunk by chunk, logging into ``run_dir``.
 
     The one run loop, whatever steps the envs (``program.RunProgram``): it
     writes ``config.json``, ``metrics.jsonl`` and, every ``checkpoint.every``
     updates and at the end, an orbax checkpoint of the whole state;
-    ``resume=true`` continues from the newest one. ``env`` defaults to the
-    registry's ``cfg.env.name``. Returns every metrics record.
+    ``resume=true`` continues from the newest one. ``program`` is the one
+    ``prepare(cfg, env)`` made, where the caller ran the pre-flight already;
+    otherwise it runs here (``env`` defaults to the registry's
+    ``cfg.env.name``). Returns every metrics record.
 
     Raises ConfigError on bad input (nothing of the run is touched when it
     is found before training), NonFiniteLoss when a seed's loss stops being
     finite, Interrupted when a signal stops a host-stepped run, and the
     program's own errors (``errors.RUN_ERRORS``).
     """
-    compile_cache.enable(cfg.compile_cache)  # the command's choice where it made one already
-    if cfg.distributed:
-        join_processes(cfg)
+    start = time.time()
+    if program is None:
+        program = prepare(cfg, env)
     run_dir = Path(run_dir)
     main_process = jax.process_index() == 0
     ckpt_dir = run_dirs.checkpoints_dir(run_dir)
-    start, cached = time.time(), compile_cache.counts()
-    program = open_program(cfg, env)
+    cached = compile_cache.counts()
     if cfg.resume:
         run_dirs.check_resumable(to_dict(cfg), run_dir)
     else:

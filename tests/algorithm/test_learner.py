@@ -10,7 +10,10 @@ import pytest
 from helpers import SPEC, random_episodes, small_config
 
 from meigm_jax.errors import ConfigError
-from meigm_jax.algorithm.learner import alpha_loss, build_optimisers, init_optimiser_states, make_targets, make_update
+from meigm_jax.algorithm.losses import alpha_loss
+from meigm_jax.algorithm.optimisers import build_optimisers, init_optimiser_states
+from meigm_jax.algorithm.targets import make_targets
+from meigm_jax.algorithm.learner import make_update
 from meigm_jax.algorithm.networks.model import build_networks, init_params, mix
 from meigm_jax.algorithm.policy import soft_policy, take, temperature
 from meigm_jax.algorithm.rollout import rollout
@@ -52,16 +55,6 @@ def test_a_per_agent_target_holds_each_agent_to_its_own_share():
     g = jax.grad(alpha_loss)(jnp.zeros((2,)), entropy, 1.2, mask)
     assert float(g[0]) > 0 > float(g[1])  # descent: alpha_0 falls (less entropy), alpha_1 rises
     assert float(jax.grad(alpha_loss)(jnp.zeros(()), entropy, 1.2, mask)) == 0.0
-
-
-def test_per_agent_temperatures_divide_each_agents_logits():
-    logits = jnp.asarray([[[1.0, 0.0], [1.0, 0.0]]])  # [1, n=2, k=2]
-    avail = jnp.ones((1, 2, 2), bool)
-    log_alpha = jnp.log(jnp.asarray([0.5, 2.0]))
-    pi = soft_policy(logits, avail, temperature(log_alpha))
-    for i, alpha in enumerate((0.5, 2.0)):
-        want = soft_policy(logits[:, i], avail[:, i], jnp.asarray(alpha))
-        np.testing.assert_allclose(np.asarray(pi.log_probs[:, i]), np.asarray(want.log_probs), rtol=1e-6)
 
 
 @pytest.mark.parametrize("scope", ["joint", "per_agent"])
@@ -144,7 +137,7 @@ def test_a_time_out_bootstraps_on_the_next_states_soft_value(bootstrap):
         np.testing.assert_allclose(np.asarray(parts.targets[:, 3]), reward, rtol=1e-6)
         return
     # The soft value at s_4, from the target networks, computed here step by step.
-    from meigm_jax.algorithm.learner import episode_q_values, sampling_noise
+    from meigm_jax.algorithm.targets import episode_q_values, sampling_noise
     from meigm_jax.envs.base import global_state
     from meigm_jax.algorithm.networks.model import policy_logits
     _, q_target = episode_q_values(nets.agent, params.agent, episodes, frozen_params=target.agent)

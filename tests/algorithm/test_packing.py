@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from helpers import SPEC, random_episodes, short_episodes, small_config
-from meigm_jax.algorithm.learner import build_optimisers, init_optimiser_states, make_loss, make_step
+from meigm_jax.algorithm.optimisers import build_optimisers, init_optimiser_states
+from meigm_jax.algorithm.losses import make_loss
+from meigm_jax.algorithm.learner import make_step
 from meigm_jax.algorithm.networks.model import build_networks, init_params
 from meigm_jax.algorithm.seeds import SEED_AXIS
 from meigm_jax.algorithm.packing import FILL_ROUNDS, _candidate, lane_counts, pack, plan, plans

@@ -16,14 +16,15 @@ from helpers import SPEC, perturbed, q_and_states, random_episodes, short_episod
 from meigm_jax.algorithm.analysis import seeds_joint_values
 from meigm_jax.config.compose import load
 from meigm_jax.config import ConfigError
-from meigm_jax.algorithm.learner import joint_clip, make_loss, td_weights, weighted_mean
+from meigm_jax.algorithm.optimisers import joint_clip
+from meigm_jax.algorithm.losses import make_loss, td_weights, weighted_mean
 from meigm_jax.algorithm.networks.model import build_networks, init_params, mix, policy_logits
 from meigm_jax.algorithm.seeds import SEED_AXIS, seed_keys
 from meigm_jax.algorithm.networks.mixers import VDNMixer
 from meigm_jax.algorithm.networks.opt import make_transform
 from meigm_jax.algorithm.networks.premix import PremixedMixer, ResidualPremix, premix_values
 from meigm_jax.algorithm.packing import plan
-from meigm_jax.algorithm.targets import masked_mean
+from meigm_jax.algorithm.losses import masked_mean
 from meigm_jax.programs.jax_trainer import make_train
 from meigm_jax.types import TargetParams
 
@@ -178,7 +179,7 @@ def test_losses_reach_their_own_parts_and_unit_weights_give_the_plain_loss(small
     # Traced before td_weights is replaced by ones below.
     g_q, g_opt, info_w = jax.jit(lambda p: (grads_of(weighted, "loss_q", p), grads_of(weighted, "loss_opt", p),
                                             weighted(p, target, batch, key)[1]))(params)
-    monkeypatch.setattr("meigm_jax.algorithm.learner.td_weights", lambda d, e: jnp.ones_like(d))
+    monkeypatch.setattr("meigm_jax.algorithm.losses.td_weights", lambda d, e: jnp.ones_like(d))
     unit = make_loss(cfg, nets, SPEC)
     info_plain, info_unit = jax.jit(lambda p: (plain(p, target, batch, key)[1],
                                                unit(p, target, batch, key)[1]))(params)

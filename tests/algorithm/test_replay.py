@@ -9,7 +9,8 @@ import pytest
 from helpers import SPEC, numpy_td_lambda, random_episodes, small_config
 
 from meigm_jax.algorithm import replay
-from meigm_jax.algorithm.learner import make_loss, make_targets
+from meigm_jax.algorithm.losses import make_loss
+from meigm_jax.algorithm.targets import make_targets
 from meigm_jax.algorithm.networks.model import build_networks, init_params
 from meigm_jax.algorithm.networks.agent import agent_extras, previous_actions_onehot, unroll
 from meigm_jax.types import TargetParams
@@ -93,7 +94,7 @@ def test_a_window_gives_its_first_step_the_previous_action_the_agents_acted_on(b
         want = stored[e, first[b] - 1] if first[b] > 0 else np.full(SPEC.num_agents, SPEC.num_actions)
         np.testing.assert_array_equal(np.asarray(win.previous_action[b]), want)
     # The learner's Q at a window's first step is the agent's on (o_t, u_{t-1}) from a zero hidden state.
-    from meigm_jax.algorithm.learner import episode_q_values
+    from meigm_jax.algorithm.targets import episode_q_values
     q = episode_q_values(nets.agent, params.agent, win)
     onehot = jax.nn.one_hot(np.where(first[:, None] > 0, stored[np.asarray(episode), np.maximum(first - 1, 0)],
                                      SPEC.num_actions), SPEC.num_actions)

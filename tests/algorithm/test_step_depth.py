@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from helpers import SPEC, random_episodes, short_episodes, small_config
-from meigm_jax.algorithm import learner
+from meigm_jax.algorithm import learner, optimisers, targets
 from meigm_jax.algorithm import replay
-from meigm_jax.algorithm.learner import make_loss
+from meigm_jax.algorithm.losses import make_loss
 from meigm_jax.algorithm.networks.model import build_networks, init_params
 from meigm_jax.algorithm.networks.agent import agent_extras, previous_actions_onehot, unroll
 from meigm_jax.algorithm.packing import plan
@@ -55,7 +55,7 @@ def test_gradient_step_depth_at_most_220_on_smax_5v5():
     assert cfg.batch_size == 128
     trainer = make_train(cfg)
     state = jax.eval_shape(trainer.init, jax.random.PRNGKey(0))
-    step = learner.make_step(cfg, trainer.nets, trainer.spec, learner.build_optimisers(cfg))
+    step = learner.make_step(cfg, trainer.nets, trainer.spec, optimisers.build_optimisers(cfg))
     batch = jax.eval_shape(lambda s, k: replay.sample(s.replay, k, cfg.batch_size), state,
                            jax.random.PRNGKey(0))
     closed = jax.make_jaxpr(step)(state.params, state.target, state.opt_states, batch,
@@ -84,7 +84,7 @@ def _scan_unroll(agent, params, obs, extras, starts=None):
 
 
 def _separate_episode_q_values(agent, agent_params, batch, starts=None, *, frozen_params=None):
-    """``learner.episode_q_values`` with one scan per network (the former computation)."""
+    """``targets.episode_q_values`` with one scan per network (the former computation)."""
     extras = agent_extras(previous_actions_onehot(batch.actions, agent.num_actions, starts))
     q = _scan_unroll(agent, agent_params, batch.obs, extras, starts)
     if frozen_params is None:
@@ -164,8 +164,8 @@ def test_loss_and_gradients_equal_the_sequential_computation(alg, monkeypatch):
 
     new = _loss_and_grads(cfg, nets, params, target, episodes, layout)
     with monkeypatch.context() as patch:
-        patch.setattr(learner, "episode_q_values", _separate_episode_q_values)
-        patch.setattr(learner, "td_lambda_targets", _scan_td_lambda)
+        patch.setattr(targets, "episode_q_values", _separate_episode_q_values)
+        patch.setattr(targets, "td_lambda_targets", _scan_td_lambda)
         reference = _loss_and_grads(cfg, nets, params, target, episodes, layout)
 
     ((loss, info), grads), ((loss_ref, info_ref), grads_ref) = new, reference

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from helpers import SPEC, numpy_td_lambda, random_episodes, scramble_padding, small_config
-from meigm_jax.algorithm.learner import episode_q_values, make_loss, make_targets
+from meigm_jax.algorithm.targets import episode_q_values, make_targets
+from meigm_jax.algorithm.losses import make_loss
 from meigm_jax.algorithm.networks.model import build_networks, init_params
 from meigm_jax.algorithm.policy import greedy
 from meigm_jax.algorithm.targets import td_lambda_targets

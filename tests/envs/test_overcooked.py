@@ -20,7 +20,8 @@ from meigm_jax.algorithm.replay import replay_bytes_per_seed
 from meigm_jax.running.run_loop import run
 from meigm_jax.algorithm.seeds import check_fits
 from meigm_jax.train import main
-from meigm_jax.programs.jax_trainer import make_train, shaping_weight
+from meigm_jax.programs.jax_trainer import make_train
+from meigm_jax.algorithm.learner import shaping_weight
 
 # Real grid sizes (H, W): jaxmarl's observation_space reports them transposed.
 GRID = {"cramped_room": (4, 5), "asymm_advantages": (5, 9), "coord_ring": (5, 5),

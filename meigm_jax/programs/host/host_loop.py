@@ -174,7 +174,7 @@ class HostProgram:
 
         from meigm_jax.algorithm.rollout import make_act
         from meigm_jax.algorithm.seeds import check_fits
-        from meigm_jax.programs.jax_trainer import make_learner
+        from meigm_jax.algorithm.learner import make_learner
 
         cfg, env = self.cfg, self.env
         start = time.time()

@@ -1,0 +1,48 @@
+"""The run's program: the one pre-flight that makes it, and seeds that take turns."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from meigm_jax.config.compose import load
+from meigm_jax.envs import make_env
+from meigm_jax.errors import ConfigError
+from meigm_jax.programs.program import JaxProgram, seeds_in_turn
+from meigm_jax.running.prepare import prepare
+
+
+def test_seeds_in_turn_compute_what_vmapped_seeds_compute():
+    """A chunk of one seed, run over a block of seeds one after another, is
+    the vmapped chunk: the same states and metrics, seed by seed."""
+
+    def chunk(state, index):
+        x, count = state
+        y = jnp.tanh(x * (index + 1.0)) + count
+        return (y, count + 1), {"mean": y.mean(), "index": index}
+
+    block = (jnp.arange(12.0).reshape(4, 3) / 7.0, jnp.arange(4))
+    vmapped = jax.vmap(chunk, in_axes=(0, None))(block, jnp.int32(2))
+    in_turn = jax.jit(seeds_in_turn(chunk))(block, jnp.int32(2))
+    for a, b in zip(jax.tree.leaves(vmapped), jax.tree.leaves(in_turn)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
+
+
+def test_prepare_makes_the_program_and_stores_only_what_the_config_names():
+    cfg = load(["+env=matrix_game", "num_seeds=1"])
+    program = prepare(cfg)
+    assert isinstance(program, JaxProgram) and program._storable
+    assert program.spec.name == "matrix_game" and program.num_chunks == math.ceil(cfg.total_timesteps / cfg.test_interval)
+    # The caller's own env: the config does not name all of it, so nothing is stored whole.
+    assert not prepare(cfg, make_env("matrix_game"))._storable
+
+
+def test_prepare_refuses_a_replay_that_does_not_fit_before_compiling():
+    cfg = load(["+env=smax_5v5", "buffer_size=5000000", "batch_size=8"])
+    with pytest.raises(ConfigError) as err:
+        prepare(cfg)
+    assert "buffer_size=5000000 does not fit" in str(err.value) and "\n" not in str(err.value)

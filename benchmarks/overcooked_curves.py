@@ -15,7 +15,7 @@ again; one with a checkpoint continues from it (``resume=true``).
 
 Writes per layout ``overcooked_<layout>.png``: the IQM over seeds of the
 greedy soups per episode with its 95% stratified-bootstrap CI against env
-steps (``meigm_jax.plot``). Prints and writes (``overcooked.md``) a table per
+steps (``meigm_jax.reporting.curves``). Prints and writes (``overcooked.md``) a table per
 cell: final soups and the area under the soups curve (a seed's mean soups
 over all its evaluations: higher means sooner), greedy and of the training
 episodes (soft or epsilon-greedy), each as IQM [95% CI] over seeds; the env
@@ -35,9 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
-from meigm_jax import marl_eval
+from meigm_jax.reporting import marl_eval
 from meigm_jax.reporting import stats
-from meigm_jax.plot import build_figure
+from meigm_jax.reporting.curves import build_figure
 from meigm_jax.running.run_dir import checkpoints_dir, group_by_seed, read_config, read_records
 
 SOUPS = "soups_per_episode"

@@ -51,7 +51,11 @@ class ConfigError(ValueError):
 
 
 class RunDirError(ValueError):
-    """A run directory that cannot be read as asked; the message is one line."""
+    """A run directory that cannot be read as asked; the message is one line.
+
+    A command prints it as ``error: <message>``."""
+
+    exit_code = EXIT_BAD_INPUT
 
 
 class CheckpointError(Exception):
@@ -115,10 +119,13 @@ def error_line(error: BaseException) -> str:
     """The one line a command prints on stderr for ``error``."""
     if isinstance(error, Interrupted):
         return f"interrupted ({error}); run stopped"
+    if isinstance(error, RunDirError):
+        return f"error: {error}"
     return str(error)
 
 
-def report(error: ConfigError | NonFiniteLoss | HostLoopError | Interrupted | DistributedError) -> int:
+def report(error: ConfigError | RunDirError | NonFiniteLoss | HostLoopError | Interrupted
+           | DistributedError) -> int:
     """Print ``error``'s line on stderr (stdout flushed first); its exit code."""
     sys.stdout.flush()
     print(error_line(error), file=sys.stderr, flush=True)

@@ -18,13 +18,11 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
-from meigm_jax.running import console
-from meigm_jax.running import compile_cache
+from meigm_jax.running import arguments, compile_cache, console
 from meigm_jax.running import run_dir as run_dirs
 from meigm_jax.config import from_dict
 from meigm_jax.errors import CheckpointError, ConfigError, report
 
-KEYS = ("run_dir", "episodes", "render", "out", "seed", "policy")
 POLICIES = ("greedy", "soft")
 
 
@@ -37,39 +35,33 @@ class EvalArgs(NamedTuple):
     policy: str = "greedy"
 
 
-def parse_args(argv: list[str]) -> EvalArgs:
-    values: dict[str, str] = {}
-    for arg in argv:
-        key, sep, value = arg.partition("=")
-        if not sep or key not in KEYS:
-            raise ConfigError(f"evaluate error: unknown argument {arg!r}; allowed: "
-                              + ", ".join(f"{k}=..." for k in KEYS))
-        values[key] = value
-    if "run_dir" not in values:
-        raise ConfigError("evaluate error: run_dir=PATH is required (a directory written by meigm_jax.train)")
-    run_dir = Path(values["run_dir"])
+def _run_dir(text: str) -> Path:
+    run_dir = Path(text)
     if not run_dirs.has_config(run_dir):
         raise ConfigError(f"evaluate error: run_dir={run_dir} holds no run (no {run_dirs.CONFIG})")
+    return run_dir
 
-    def integer(key: str, default, low: int):
-        if key not in values:
-            return default
-        try:
-            number = int(values[key])
-        except ValueError:
-            number = low - 1
-        if number < low:
-            raise ConfigError(f"evaluate error: {key}={values[key]!r} is not allowed; allowed: an integer >= {low}")
-        return number
 
-    render = values.get("render", "false").lower()
-    if render not in ("true", "false"):
-        raise ConfigError(f"evaluate error: render={values['render']!r} is not allowed; allowed: true, false")
-    out = Path(values["out"]) if "out" in values else None
-    policy = values.get("policy", "greedy")
-    if policy not in POLICIES:
-        raise ConfigError(f"evaluate error: policy={policy!r} is not allowed; allowed: {', '.join(POLICIES)}")
-    return EvalArgs(run_dir, integer("episodes", None, 1), render == "true", out, integer("seed", 0, 0), policy)
+def parser() -> arguments.Parser:
+    """The command's arguments, all ``key=value``."""
+    parse = arguments.Parser("python -m meigm_jax.evaluate", "Evaluate the newest checkpoint of a run.",
+                             error_prefix="evaluate error:")
+    parse.add_key("run_dir", (_run_dir, None), required=True, metavar="PATH",
+                  help="a directory written by meigm_jax.train")
+    parse.add_key("episodes", arguments.integer(1), metavar="N",
+                  help="episodes per seed (default: the run's test_episodes)")
+    parse.add_key("render", arguments.boolean(), default=False, metavar="BOOL",
+                  help="also write a GIF of one episode of seed 0")
+    parse.add_key("out", (Path, None), metavar="FILE.gif", help="the GIF (default: RUN/episode.gif)")
+    parse.add_key("seed", arguments.integer(0), default=0, metavar="K", help="the evaluation's randomness")
+    parse.add_key("policy", arguments.choice(POLICIES), default="greedy", metavar="NAME",
+                  help="greedy, or sampled from a soft algorithm's policy")
+    return parse
+
+
+def parse_args(argv: list[str]) -> EvalArgs:
+    args = parser().parse_args(argv)
+    return EvalArgs(args.run_dir, args.episodes, args.render, args.out, args.seed, args.policy)
 
 
 def evaluate_run(args: EvalArgs) -> list[dict]:

@@ -1,4 +1,5 @@
-"""meigm_jax.marl_eval: run directories as marl-eval's raw experiment data."""
+"""meigm_jax.marl_eval and meigm_jax.reporting.marl_eval: run directories as marl-eval's raw
+experiment data."""
 
 import json
 import subprocess
@@ -8,7 +9,8 @@ import pytest
 
 from helpers import NUM_EVALS, ROOT, fake_return, fake_win_rate, make_run
 from meigm_jax.errors import RunDirError
-from meigm_jax.marl_eval import Source, main, raw_data, source
+from meigm_jax.marl_eval import main
+from meigm_jax.reporting.marl_eval import Source, raw_data, source
 
 
 

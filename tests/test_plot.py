@@ -1,4 +1,4 @@
-"""meigm_jax.plot: learning curves from run directories."""
+"""meigm_jax.plot and meigm_jax.reporting.curves: learning curves from run directories."""
 
 import json
 import subprocess
@@ -9,7 +9,8 @@ import pytest
 
 from helpers import NUM_EVALS, ROOT, fake_return, fake_win_rate, make_run
 from meigm_jax.errors import RunDirError
-from meigm_jax.plot import build_figure, curve, main, mean_std, plot_runs, run_label, seed_matrix
+from meigm_jax.plot import main
+from meigm_jax.reporting.curves import build_figure, curve, mean_std, plot_runs, run_label, seed_matrix
 from meigm_jax.running.run_dir import read_records
 from meigm_jax.reporting.stats import iqm, iqm_ci
 

@@ -11,7 +11,7 @@ mean (IQM) over seeds with its 95% stratified-bootstrap confidence interval
 (``meigm_jax.reporting.stats``: rliable's definitions, 50,000 resamples, seeded; with
 2 or 3 seeds the IQM is the mean). Beside the table (``<stem>.md``,
 ``<stem>.csv``) every line-up writes its runs as marl-eval's raw-data JSON
-(``<stem>_marl_eval.json``, ``meigm_jax.marl_eval``). ``from_runs=true``
+(``<stem>_marl_eval.json``, ``meigm_jax.reporting.marl_eval``). ``from_runs=true``
 trains nothing and reads the cells' runs already under ``out`` instead (runs
 cut short, or run apart), taking every row at the last evaluation that all
 cells reached, so that rows compare equal numbers of env steps.
@@ -31,7 +31,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from meigm_jax import marl_eval
+from meigm_jax.reporting import marl_eval
 from meigm_jax.reporting import stats
 from meigm_jax.running import run_dir as run_dirs
 from meigm_jax.config import TrainConfig, to_dict
@@ -145,7 +145,7 @@ def main(argv: list[str] | None, build: Callable, stem: str, markdown: Callable)
 
 def export_marl_eval(out: Path, stem: str, cells: list[Cell]) -> Path | None:
     """The cells' runs as marl-eval's raw-data JSON, ``out/stem_marl_eval.json``
-    (env family, env name, alg name; see ``meigm_jax.marl_eval``). A run that
+    (env family, env name, alg name; see ``meigm_jax.reporting.marl_eval``). A run that
     cannot be exported is a warning: the table is written already."""
     sources = [marl_eval.Source(out / c.subdir, c.config.env.name, c.config.alg.name) for c in cells]
     try:

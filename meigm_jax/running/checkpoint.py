@@ -3,7 +3,7 @@
 A checkpoint is one orbax step directory ``<directory>/<step>/`` with two
 items: ``state`` (the state pytree, saved as host numpy arrays with
 ``StandardSave``) and ``meta`` (JSON: the caller's meta dict plus this
-module's manifest of every leaf's path, shape, dtype and CRC-32).
+manifest of every leaf's path, shape, dtype and CRC-32).
 
 Atomicity: orbax writes both items of a step into
 ``<step>.orbax-checkpoint-tmp`` and renames that directory to ``<step>`` only
@@ -15,18 +15,20 @@ leftover would block saving that step again).
 
 Corruption: the manifest is checked against the template before the arrays are
 read, orbax's read errors are reported as a corrupt checkpoint, and every
-restored leaf must match the CRC-32 recorded when it was saved, which also
-catches damage the storage format itself would decode without complaint.
+restored leaf must match the CRC-32 recorded when it was saved
+(``meigm_jax.running.checkpoint_manifest``).
+
+Orbax's informational logging and the stray callbacks of a failed read are
+kept off stderr only while a Checkpointer is open or a restore runs
+(``meigm_jax.running.orbax_quiet``); nothing here changes the process for
+longer.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import shutil
-import sys
-import zlib
 from pathlib import Path
 from typing import Any, Self
 
@@ -34,59 +36,15 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from meigm_jax.errors import CheckpointError
+from meigm_jax.running import checkpoint_manifest as manifests
+from meigm_jax.running.checkpoint_manifest import leaf_dtype, leaf_shape, reason
+from meigm_jax.running.orbax_quiet import orbax_quiet, reads_finish_first
 from meigm_jax.types import FORMER_FIELD_NAMES
-from meigm_jax.errors import CheckpointError, one_line
 
 PyTree = Any
 
-_FORMAT = "meigm_jax.running.checkpoint/1"
-_MAX_REASON = 300
 _TMP_SUFFIX = ".orbax-checkpoint-tmp"  # orbax's name for a step still being written
-
-
-class _QuietOrbax(logging.Filter):
-    """Drops orbax's informational absl records (warnings included); errors pass."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        pathname = record.pathname.replace("\\", "/")
-        return record.levelno >= logging.ERROR or "/orbax/" not in pathname
-
-
-def _is_closed_loop_callback(unraisable) -> bool:
-    """Orbax reads through a private event loop that it closes as soon as one
-    read fails (a corrupt checkpoint); tensorstore then completes the other
-    reads into the closed loop and Python prints "Exception ignored ... Event
-    loop is closed" once per read. Those, and only those, are dropped."""
-    exc = unraisable.exc_value
-    if not (isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed"):
-        return False
-    tb = unraisable.exc_traceback
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    return tb is not None and tb.tb_frame.f_code.co_filename.replace("\\", "/").endswith(
-        "asyncio/base_events.py")
-
-
-def _quiet_orbax() -> None:
-    """Keeps orbax's absl warnings and its closed-loop noise off stderr."""
-    absl_logger = logging.getLogger("absl")
-    if not any(isinstance(f, _QuietOrbax) for f in absl_logger.filters):
-        absl_logger.addFilter(_QuietOrbax())
-    previous = sys.unraisablehook
-    if getattr(previous, "_meigm_checkpoint", False):
-        return
-
-    def hook(unraisable):
-        if not _is_closed_loop_callback(unraisable):
-            previous(unraisable)
-
-    hook._meigm_checkpoint = True
-    sys.unraisablehook = hook
-
-
-def _reason(exc: BaseException) -> str:
-    """The exception as one short line: its type and the start of its message."""
-    return one_line(exc, _MAX_REASON, first_line=True)
 
 
 def _handlers(partial: bool = False) -> dict[str, ocp.CheckpointHandler]:
@@ -104,36 +62,15 @@ def _this_process_only() -> ocp.options.MultiprocessingOptions:
     return ocp.options.MultiprocessingOptions(primary_host=index, active_processes={index})
 
 
-def _leaf_dtype(leaf) -> np.dtype:
-    dtype = leaf.dtype if hasattr(leaf, "dtype") else np.asarray(leaf).dtype
-    if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
-        raise CheckpointError(
-            f"typed PRNG key leaves ({dtype}) are not supported; store raw uint32 keys"
-            " (jax.random.key_data)")
-    return np.dtype(dtype)
-
-
-def _leaf_shape(leaf) -> tuple[int, ...]:
-    return tuple(int(d) for d in (leaf.shape if hasattr(leaf, "shape") else np.shape(leaf)))
-
-
-def _crc32(array: np.ndarray) -> int:
-    return zlib.crc32(np.ascontiguousarray(array).reshape(-1).view(np.uint8))
-
-
 def _to_host(leaves: list) -> list[np.ndarray]:
     """Host copies that the caller's later buffer donation cannot touch."""
     for leaf in leaves:
-        _leaf_dtype(leaf)
+        leaf_dtype(leaf)
     host = [np.asarray(x) for x in jax.device_get(leaves)]  # one batched transfer
     # A zero-copy view of a (CPU) device buffer would alias memory the next
     # chunk may donate while orbax still writes it in the background.
     return [x if x.flags.owndata and x.flags.c_contiguous else np.array(x, copy=True, order="C")
             for x in host]
-
-
-def _describe(shape: tuple[int, ...]) -> str:
-    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
 class Checkpointer:
@@ -147,7 +84,8 @@ class Checkpointer:
     def __init__(self, directory: Path, keep: int):
         if int(keep) < 1:
             raise CheckpointError(f"checkpoint keep must be >= 1, got {keep}")
-        _quiet_orbax()
+        self._quiet = contextlib.ExitStack()  # left by close
+        self._quiet.enter_context(orbax_quiet())
         self.directory = Path(directory).absolute()
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
@@ -169,11 +107,12 @@ class Checkpointer:
                 ),
                 item_handlers=_handlers(),
             )
-        except CheckpointError:
-            raise
         except Exception as exc:
+            self._quiet.close()
+            if isinstance(exc, CheckpointError):
+                raise
             raise CheckpointError(
-                f"cannot open checkpoint directory {self.directory}: {_reason(exc)}") from exc
+                f"cannot open checkpoint directory {self.directory}: {reason(exc)}") from exc
         self._closed = False
 
     def save(self, step: int, state: PyTree, meta: dict) -> None:
@@ -185,18 +124,14 @@ class Checkpointer:
             json.dumps(meta)
         except (TypeError, ValueError) as exc:
             raise CheckpointError(
-                f"checkpoint meta for step {step} is not JSON-serialisable: {_reason(exc)}") from exc
+                f"checkpoint meta for step {step} is not JSON-serialisable: {reason(exc)}") from exc
         self.wait()
         if step in self._manager.all_steps():
             raise CheckpointError(f"checkpoint step {step} already exists in {self.directory}")
 
         flat, treedef = jax.tree_util.tree_flatten_with_path(state)
         host = _to_host([leaf for _, leaf in flat])
-        manifest = [
-            {"path": jax.tree_util.keystr(path), "shape": list(array.shape),
-             "dtype": array.dtype.str, "crc32": _crc32(array)}
-            for (path, _), array in zip(flat, host)]
-        record = {"format": _FORMAT, "meta": meta, "leaves": manifest}
+        record = manifests.record(meta, flat, host)
         # Orbax refuses zero-size arrays (e.g. a replay's state of width 0):
         # they are stored as one-element placeholders and rebuilt from the manifest.
         stored = [np.zeros((1,), array.dtype) if array.size == 0 else array for array in host]
@@ -210,7 +145,7 @@ class Checkpointer:
             )
         except Exception as exc:
             raise CheckpointError(
-                f"cannot save checkpoint step {step} in {self.directory}: {_reason(exc)}") from exc
+                f"cannot save checkpoint step {step} in {self.directory}: {reason(exc)}") from exc
 
     def wait(self) -> None:
         """Blocks until the last save is complete on disk."""
@@ -220,7 +155,7 @@ class Checkpointer:
             self._manager.wait_until_finished()
         except Exception as exc:
             raise CheckpointError(
-                f"saving a checkpoint in {self.directory} failed: {_reason(exc)}") from exc
+                f"saving a checkpoint in {self.directory} failed: {reason(exc)}") from exc
 
     def latest_step(self) -> int | None:
         """The newest complete checkpoint's step (after waiting for any save)."""
@@ -242,7 +177,9 @@ class Checkpointer:
         except Exception as exc:
             if failed is None:
                 raise CheckpointError(
-                    f"cannot close checkpoint directory {self.directory}: {_reason(exc)}") from exc
+                    f"cannot close checkpoint directory {self.directory}: {reason(exc)}") from exc
+        finally:
+            self._quiet.close()
         if failed is not None:
             raise failed
 
@@ -253,86 +190,11 @@ class Checkpointer:
         self.close()
 
 
-def _check_compatible(where: str, manifest: list[dict], template_flat) -> None:
-    """Raises a one-line CheckpointError at the first leaf that does not match."""
-    saved = {leaf["path"]: leaf for leaf in manifest}
-    wanted = [(jax.tree_util.keystr(path), leaf) for path, leaf in template_flat]
-    wanted_paths = {path for path, _ in wanted}
-    saved_order = [leaf["path"] for leaf in manifest]
-    for i in range(max(len(saved_order), len(wanted))):
-        want = wanted[i][0] if i < len(wanted) else None
-        have = saved_order[i] if i < len(saved_order) else None
-        if want == have:
-            continue
-        if want is not None and want not in saved:
-            raise CheckpointError(
-                f"incompatible checkpoint {where}: {want} is in the template but not in the checkpoint")
-        if have is not None and have not in wanted_paths:
-            raise CheckpointError(
-                f"incompatible checkpoint {where}: {have} is in the checkpoint but not in the template")
-        raise CheckpointError(
-            f"incompatible checkpoint {where}: leaves are in a different order at {want}")
-    for path, leaf in wanted:
-        have = saved[path]
-        shape, dtype = _leaf_shape(leaf), _leaf_dtype(leaf)
-        have_shape = tuple(int(d) for d in have["shape"])
-        if have_shape != shape:
-            raise CheckpointError(
-                f"incompatible checkpoint {where}: {path} has shape {_describe(have_shape)},"
-                f" expected {_describe(shape)}")
-        if np.dtype(have["dtype"]) != dtype:
-            raise CheckpointError(
-                f"incompatible checkpoint {where}: {path} has dtype {np.dtype(have['dtype']).name},"
-                f" expected {dtype.name}")
-
-
-def _read_manifest(where: str, record) -> tuple[list[dict], dict]:
-    if not isinstance(record, dict) or record.get("format") != _FORMAT:
-        found = record.get("format") if isinstance(record, dict) else type(record).__name__
-        raise CheckpointError(
-            f"corrupt checkpoint {where}: its meta is not a {_FORMAT} record (found {found!r})")
-    manifest, meta = record.get("leaves"), record.get("meta")
-    ok = isinstance(manifest, list) and all(
-        isinstance(leaf, dict) and isinstance(leaf.get("path"), str)
-        and isinstance(leaf.get("shape"), list) and isinstance(leaf.get("dtype"), str)
-        and isinstance(leaf.get("crc32"), int) for leaf in manifest)
-    if not ok:
-        raise CheckpointError(f"corrupt checkpoint {where}: its leaf manifest is malformed")
-    try:
-        for leaf in manifest:
-            np.dtype(leaf["dtype"])
-    except TypeError as exc:
-        raise CheckpointError(f"corrupt checkpoint {where}: {_reason(exc)}") from exc
-    return manifest, meta
-
-
 def _place(array: np.ndarray, like):
     sharding = getattr(like, "sharding", None)
     if isinstance(sharding, jax.sharding.Sharding):
         return jax.device_put(array, sharding)
     return jax.device_put(array)
-
-
-def _with_former_names(tree: PyTree, former: dict[type, type]) -> PyTree:
-    """``tree`` with each NamedTuple of a type in ``former`` rebuilt as its
-    former type (the same fields under their former names)."""
-    if not (isinstance(tree, tuple) and hasattr(tree, "_fields")):
-        return tree
-    children = [_with_former_names(child, former) for child in tree]
-    if type(tree) not in former and all(a is b for a, b in zip(children, tree)):
-        return tree
-    return former.get(type(tree), type(tree))(*children)
-
-
-def _as_saved(template: PyTree, manifest: list[dict], former: dict[type, type]) -> PyTree:
-    """``template``, or the template with former field names where the
-    checkpoint was written before they were renamed."""
-    saved = {leaf["path"] for leaf in manifest}
-    paths = lambda tree: [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
-    if all(path in saved for path in paths(template)):
-        return template
-    renamed = _with_former_names(template, former)
-    return renamed if all(path in saved for path in paths(renamed)) else template
 
 
 def restore_latest(directory: Path, template: PyTree,
@@ -356,10 +218,16 @@ def restore_latest(directory: Path, template: PyTree,
     their former versions: a checkpoint saved before the rename is read
     under the former names and returned in ``template``'s types.
     """
-    _quiet_orbax()
     directory = Path(directory).absolute()
     if not directory.is_dir():
         raise CheckpointError(f"no checkpoint in {directory}; the directory does not exist")
+    with orbax_quiet(), reads_finish_first():
+        return _restore(directory, template, fields, former_names)
+
+
+def _restore(directory: Path, template: PyTree, fields: tuple[str, ...] | None,
+             former_names: dict[type, type]) -> tuple[PyTree, dict]:
+    """``restore_latest`` once the directory exists."""
     manager = None
     try:
         try:
@@ -374,7 +242,7 @@ def restore_latest(directory: Path, template: PyTree,
             step = manager.latest_step()
         except Exception as exc:
             raise CheckpointError(
-                f"cannot read checkpoint directory {directory}: {_reason(exc)}") from exc
+                f"cannot read checkpoint directory {directory}: {reason(exc)}") from exc
         if step is None:
             raise CheckpointError(
                 f"no checkpoint in {directory}; it holds no complete checkpoint step directory")
@@ -383,19 +251,19 @@ def restore_latest(directory: Path, template: PyTree,
         try:
             record = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
         except Exception as exc:
-            raise CheckpointError(f"corrupt checkpoint {where}: meta: {_reason(exc)}") from exc
-        manifest, meta = _read_manifest(where, record)
+            raise CheckpointError(f"corrupt checkpoint {where}: meta: {reason(exc)}") from exc
+        manifest, meta = manifests.read_record(where, record)
 
-        current, template = template, _as_saved(template, manifest, former_names)
+        current, template = template, manifests.as_saved(template, manifest, former_names)
         template_flat, treedef = jax.tree_util.tree_flatten_with_path(template)
-        _check_compatible(where, manifest, template_flat)
+        manifests.check_compatible(where, manifest, template_flat)
 
         def stored_shape(leaf) -> tuple[int, ...]:
-            shape = _leaf_shape(leaf)
+            shape = leaf_shape(leaf)
             return (1,) if 0 in shape else shape  # the placeholder of a zero-size leaf
 
         abstract = jax.tree_util.tree_unflatten(treedef, [
-            jax.ShapeDtypeStruct(stored_shape(leaf), _leaf_dtype(leaf)) for _, leaf in template_flat])
+            jax.ShapeDtypeStruct(stored_shape(leaf), leaf_dtype(leaf)) for _, leaf in template_flat])
         if fields is None:
             wanted, request = template, ocp.args.StandardRestore(abstract)
         else:
@@ -409,7 +277,7 @@ def restore_latest(directory: Path, template: PyTree,
         try:
             restored = manager.restore(step, args=ocp.args.Composite(state=request)).state
         except Exception as exc:
-            raise CheckpointError(f"corrupt checkpoint {where}: state: {_reason(exc)}") from exc
+            raise CheckpointError(f"corrupt checkpoint {where}: state: {reason(exc)}") from exc
         wanted_flat, wanted_def = jax.tree_util.tree_flatten_with_path(wanted)
         restored_leaves, restored_def = jax.tree_util.tree_flatten(restored)
         if restored_def != wanted_def:
@@ -426,10 +294,7 @@ def restore_latest(directory: Path, template: PyTree,
             array = np.asarray(array)
             if 0 in saved["shape"]:
                 array = np.zeros(saved["shape"], array.dtype)
-            if (array.shape != tuple(saved["shape"]) or array.dtype != np.dtype(saved["dtype"])
-                    or _crc32(array) != saved["crc32"]):
-                raise CheckpointError(
-                    f"corrupt checkpoint {where}: {saved['path']} does not match its saved checksum")
+            manifests.check_leaf(where, saved, array)
             leaves.append(_place(array, like))
         state = jax.tree_util.tree_unflatten(wanted_def, leaves)
         # Into the current types (a no-op unless the checkpoint has former names).

@@ -64,6 +64,7 @@ class CacheCounts(NamedTuple):
 
 _counts = {_HIT: 0, _REQUEST: 0, _UNTRACED: 0}
 _enabled: list[Path | None] = []  # the setting in force, once chosen
+_listening: list[bool] = []  # whether ``_count`` is registered with JAX
 
 
 def _count(event: str, **_) -> None:
@@ -71,7 +72,11 @@ def _count(event: str, **_) -> None:
         _counts[event] += 1
 
 
-jax.monitoring.register_event_listener(_count)
+def _listen() -> None:
+    """Count JAX's cache events from now on; registered once per process."""
+    if not _listening:
+        jax.monitoring.register_event_listener(_count)
+        _listening.append(True)
 
 
 def directory(setting: str | None) -> Path | None:
@@ -89,7 +94,9 @@ def directory(setting: str | None) -> Path | None:
 def enable(setting: str | None) -> Path | None:
     """Point JAX at the cache of ``setting``, or turn it off; the directory
     in use. An unwritable directory is a one-line warning and no cache.
-    Later calls in the same process keep the first choice (JAX has read it)."""
+    Later calls in the same process keep the first choice (JAX has read it).
+    From here on the cache's events are counted (``counts``)."""
+    _listen()
     if _enabled:
         return _enabled[0]
     path = directory(setting)

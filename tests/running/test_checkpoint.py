@@ -319,7 +319,7 @@ def test_zero_size_leaves_round_trip(tmp_path):
 
 def test_checkpoint_with_former_field_names_restores(tmp_path):
     # Written before Params.opt and OptimiserStates.opt were named transform.
-    from meigm_jax.running.checkpoint import _with_former_names
+    from meigm_jax.running.checkpoint_manifest import _with_former_names
     from meigm_jax.types import FORMER_FIELD_NAMES
 
     state = small_state(6)
@@ -354,3 +354,41 @@ def test_restoring_only_some_fields(tmp_path):
         env_steps=jax.ShapeDtypeStruct((SEEDS + 1,), jnp.int32)))
     with pytest.raises(CheckpointError, match="env_steps has shape"):
         restore_latest(tmp_path / "ckpt", bad, fields=("params",))
+
+
+def test_a_failed_read_leaves_nothing_behind_and_nothing_on_stderr(tmp_path, monkeypatch):
+    """A read that fails while others are in flight: orbax closes its event
+    loop at once, and the other reads would each end in an unraisable
+    "Event loop is closed" after the restore returned. None reaches the
+    hook here, and the process's unraisable hook, event-loop policy and absl
+    filters are as they were before the checkpoint was used."""
+    import asyncio
+    import gc
+    import logging
+
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    hook, policy = sys.unraisablehook, asyncio.get_event_loop_policy()
+    filters = list(logging.getLogger("absl").filters)
+
+    rng = np.random.default_rng(0)
+    state = {f"leaf{i:02d}": rng.random(100_000, np.float32) for i in range(20)}
+    with Checkpointer(tmp_path / "ck", keep=1) as ckpt:
+        ckpt.save(1, state, {})
+        assert logging.getLogger("absl").filters != filters  # orbax kept quiet while open
+    assert logging.getLogger("absl").filters == filters
+    # Damage the chunks of the largest data file, not the metadata before them:
+    # the arrays open, and then reads fail while others are still running.
+    data = max(_data_files(tmp_path / "ck" / "1"), key=lambda p: p.stat().st_size)
+    damaged = bytearray(data.read_bytes())
+    for i in range(len(damaged) // 100, len(damaged), 4096):
+        damaged[i] ^= 0x5A
+    data.write_bytes(bytes(damaged))
+
+    message = one_line_error(tmp_path / "ck", state)
+    assert message.startswith(f"corrupt checkpoint {tmp_path / 'ck' / '1'}: ")
+    time.sleep(1.0)  # where the stray reads would land
+    gc.collect()
+    assert [repr(u.exc_value) for u in unraisable] == []
+    assert sys.unraisablehook is hook and asyncio.get_event_loop_policy() is policy
+    assert logging.getLogger("absl").filters == filters

@@ -67,6 +67,29 @@ def test_unwritable_directory_is_one_warning_and_no_cache(fresh, tmp_path, capsy
     assert err[0].endswith("running without the compilation cache")
 
 
+_LISTENERS = """
+import jax.monitoring
+registered = []
+jax.monitoring.register_event_listener = registered.append
+from meigm_jax.running import compile_cache
+print(len(registered))
+compile_cache.enable(None)
+compile_cache.enable(None)
+compile_cache._enabled.clear()  # as if enable had not chosen yet
+compile_cache.enable(None)
+print(len(registered), registered[0] is compile_cache._count)
+"""
+
+
+def test_cache_events_are_counted_from_enable_on_and_only_once():
+    """Importing the module registers nothing with JAX; ``enable`` registers
+    its counter once, however often it is called."""
+    out = subprocess.run([sys.executable, "-c", _LISTENERS], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["0", "1", "True"]
+
+
 def _train(cache: Path, run_dir: Path) -> str:
     env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
     out = subprocess.run(

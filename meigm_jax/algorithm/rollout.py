@@ -7,7 +7,9 @@ on an accelerator than freezing its state. Stopping early matters: SMAX
 episodes last about 40 of their 100 steps. In a sweep vmapped over the named
 seed axis (``seeds.SEED_AXIS``) the loop runs until every seed's
 environments are done, so that its condition is one value and vmap adds no
-select over the recorded steps; the extra steps are padding.
+select over the recorded steps; the extra steps are padding. What each
+step means (time-outs, terminal flags, the rewards counted and learned) and
+the statistics come from ``step``, which the host loop applies too.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from meigm_jax.algorithm.networks.model import Networks, mix, policy_logits
 from meigm_jax.algorithm.networks.agent import agent_extras
 from meigm_jax.algorithm.policy import epsilon_greedy, epsilon_greedy_probs, greedy, soft_policy, temperature
 from meigm_jax.algorithm.seeds import any_seed
+from meigm_jax.algorithm.step import EpisodeTotals, add_step, rollout_stats, step_meaning, zero_totals
 from meigm_jax.types import Episodes, Observation, Params, RolloutStats
 
 
@@ -101,10 +104,7 @@ class _Carry(NamedTuple):
     hidden: jax.Array
     last_onehot: jax.Array
     alive: jax.Array
-    episode_return: jax.Array
-    shaped_return: jax.Array
-    won: jax.Array
-    length: jax.Array
+    totals: EpisodeTotals
     diagnostics_sum: jax.Array  # [E, 3] RolloutDiagnostics' fields stacked, summed over steps
     key: jax.Array
 
@@ -136,13 +136,11 @@ def rollout(env: MarlEnv, act: ActFn, hidden_dim: int, num_envs: int, key: jax.A
     n, k, T = spec.num_agents, spec.num_actions, spec.episode_limit
     key, reset_key = jax.random.split(key)
     env_state, observation = jax.vmap(env.reset)(jax.random.split(reset_key, num_envs))
-    zeros = jnp.zeros((num_envs,), jnp.float32)
     carry = _Carry(
         env_state=env_state, observation=observation,
         hidden=jnp.zeros((num_envs, n, hidden_dim), jnp.float32),
         last_onehot=jnp.zeros((num_envs, n, k), jnp.float32),
-        alive=jnp.ones((num_envs,), bool), episode_return=zeros, shaped_return=zeros,
-        won=jnp.zeros((num_envs,), bool), length=jnp.zeros((num_envs,), jnp.int32),
+        alive=jnp.ones((num_envs,), bool), totals=zero_totals(num_envs, jnp),
         diagnostics_sum=jnp.zeros((num_envs, len(RolloutDiagnostics._fields)), jnp.float32), key=key,
     )
 
@@ -158,24 +156,16 @@ def rollout(env: MarlEnv, act: ActFn, hidden_dim: int, num_envs: int, key: jax.A
         diagnostics = jnp.stack(diagnostics, -1)  # summed as one [E, 3] array
         step_keys = jax.random.split(step_key, num_envs)
         env_state, observation, outcome = jax.vmap(env.step)(step_keys, c.env_state, actions)
-        # The episode limit is enforced here too, whatever the env reports.
-        truncated = (outcome.truncated | (t == T - 1)) & ~outcome.terminated
-        done = outcome.terminated | truncated
-        reward = jnp.where(c.alive, outcome.reward, 0.0)
-        terminal = outcome.terminated | (truncated & (not bootstrap_timeout))
+        meaning = step_meaning(outcome, c.alive, t, T, bootstrap_timeout, shaping_weight, jnp)
         record_t = None
         if record:
-            learned = reward + jnp.where(c.alive, shaping_weight * outcome.shaped_reward, 0.0)
-            record_t = (as_stored(c.observation), actions.astype(jnp.uint8), learned,
-                        c.alive & terminal, c.alive)
+            record_t = (as_stored(c.observation), actions.astype(jnp.uint8), meaning.learned,
+                        meaning.terminal, c.alive)
         new = _Carry(
             env_state=env_state, observation=observation, hidden=hidden,
             last_onehot=jax.nn.one_hot(actions, k, dtype=jnp.float32),
-            alive=c.alive & ~done,
-            episode_return=c.episode_return + reward,
-            shaped_return=c.shaped_return + jnp.where(c.alive, outcome.shaped_reward, 0.0),
-            won=c.won | (c.alive & outcome.won),
-            length=c.length + c.alive.astype(jnp.int32),
+            alive=meaning.alive,
+            totals=add_step(c.totals, meaning, c.alive, jnp),
             diagnostics_sum=c.diagnostics_sum + jnp.where(c.alive[:, None], diagnostics, 0.0),
             key=key,
         )
@@ -200,13 +190,7 @@ def rollout(env: MarlEnv, act: ActFn, hidden_dim: int, num_envs: int, key: jax.A
 
     t_end, final, (recorded, traced) = jax.lax.while_loop(
         running, body, (jnp.zeros((), jnp.int32), carry, buffers))
-    stats = RolloutStats(
-        episodes=jnp.asarray(num_envs, jnp.float32),
-        return_sum=final.episode_return.sum(),
-        shaped_return_sum=final.shaped_return.sum(),
-        win_sum=final.won.sum().astype(jnp.float32),
-        length_sum=final.length.sum().astype(jnp.float32),
-    )
+    stats = rollout_stats(final.totals, jnp)
     episodes = None
     if record:
         seen, actions, reward, terminal, filled = recorded

@@ -13,9 +13,12 @@ processes in lockstep (pymarl's parallel runner): every step the host gathers
 all observations, states and available actions, calls ONE jitted acting
 function (``rollout.make_act``) on the batch and sends the actions back; a
 worker whose episode ended waits for the others. Finished episodes are padded
-to the episode limit as ``types.Episodes``. Every ``test_interval`` env steps,
-greedy episodes are run; each metrics record also counts
-``worker_restarts`` and ``episodes_dropped``.
+to the episode limit as ``types.Episodes``. What each step means (time-outs,
+terminal flags, rewards) and the rollout statistics come from
+``meigm_jax.algorithm.step``, as in the compiled rollout, so the same
+episode is stored and counted alike by both programs. Every
+``test_interval`` env steps, greedy episodes are run; each metrics record
+also counts ``worker_restarts`` and ``episodes_dropped``.
 
 A worker that crashes or does not answer within ``host.worker_timeout`` s is
 killed and restarted (``workers.WorkerPool``); its partial episode is dropped.
@@ -52,6 +55,8 @@ class Batch(NamedTuple):
     count: int  # finished episodes (the rest were dropped)
     stored: np.ndarray  # [W] bool: the episodes to store, the finished ones
     dropped: int
+    totals: Any = None  # step.EpisodeTotals [count]: each finished episode's sums
+    diagnostics: Any = None  # [count, 3] each finished episode's RolloutDiagnostics, stacked
 
 
 class HostRollout:
@@ -74,7 +79,8 @@ class HostRollout:
         import jax.numpy as jnp
 
         from meigm_jax.algorithm.rollout import RolloutDiagnostics, RolloutResult
-        from meigm_jax.types import Episodes, Observation, RolloutStats
+        from meigm_jax.algorithm.step import EpisodeTotals, add_step, rollout_stats, step_meaning, zero_totals
+        from meigm_jax.types import Episodes, Observation, StepOutcome
 
         spec, W = self.spec, self.pool.num_workers
         n, k, T, O, S = spec.num_agents, spec.num_actions, spec.episode_limit, spec.obs_dim, spec.state_dim
@@ -85,8 +91,9 @@ class HostRollout:
         reward = np.zeros((W, T), np.float32)
         terminal = np.zeros((W, T), bool)
         filled = np.zeros((W, T), bool)
-        returns, won, lengths = np.zeros(W), np.zeros(W, bool), np.zeros(W, np.int64)
-        diag = np.zeros((W, len(RolloutDiagnostics._fields)))  # the fields stacked, as rollout sums them
+        totals = zero_totals(W, np)
+        # The fields stacked and summed in float32, as rollout sums them.
+        diag = np.zeros((W, len(RolloutDiagnostics._fields)), np.float32)
         alive, finished = np.zeros(W, bool), np.zeros(W, bool)
         cur_obs = np.zeros((W, n, O), np.float32)
         cur_state = np.zeros((W, S), np.float32)
@@ -112,6 +119,9 @@ class HostRollout:
             live = np.flatnonzero(alive)
             obs[live, t], state[live, t], avail[live, t] = cur_obs[live], cur_state[live], cur_avail[live]
             answers = self.pool.request({int(i): ("step", actions[i]) for i in live})
+            outcome = StepOutcome(reward=np.zeros(W, np.float32), terminated=np.zeros(W, bool),
+                                  truncated=np.zeros(W, bool), won=np.zeros(W, bool),
+                                  shaped_reward=np.zeros(W, np.float32))  # SMACv2 has no shaping reward
             for i in live:
                 answer = answers[int(i)]
                 if answer is None:  # crashed or timed out: its partial episode is dropped
@@ -122,31 +132,32 @@ class HostRollout:
                     continue
                 (r, term, battle_won, episode_limit), (o, s, a) = answer
                 cur_obs[i], cur_state[i], cur_avail[i] = o.reshape(n, O), s.reshape(S), a.reshape(n, k)
-                truncated = (episode_limit or t == T - 1) and not (term and not episode_limit)
-                real_end = term and not episode_limit
-                actions_b[i, t] = actions[i]
-                reward[i, t] = r
-                terminal[i, t] = real_end or (truncated and not self.bootstrap_timeout)
-                filled[i, t] = True
-                returns[i] += r
-                lengths[i] += 1
-                diag[i] += diagnostics[i]
-                won[i] |= battle_won
-                if term or truncated:
-                    alive[i], finished[i] = False, True
-                    obs[i, t + 1], state[i, t + 1], avail[i, t + 1] = cur_obs[i], cur_state[i], cur_avail[i]
+                # SMACv2 ends a time-out with terminated=True and info["episode_limit"]:
+                # read as MarlEnv.step reports it, a truncation and no true end.
+                outcome.reward[i], outcome.won[i] = r, battle_won
+                outcome.terminated[i], outcome.truncated[i] = term and not episode_limit, episode_limit
+            meaning = step_meaning(outcome, alive, t, T, self.bootstrap_timeout, 0.0, np)
+            actions_b[alive, t] = actions[alive]
+            reward[:, t], terminal[:, t], filled[:, t] = meaning.learned, meaning.terminal, alive
+            totals = add_step(totals, meaning, alive, np)
+            diag += np.where(alive[:, None], diagnostics, 0.0)
+            ended = alive & meaning.done
+            finished |= ended
+            # The observation after an episode's last step (index len of T + 1).
+            obs[ended, t + 1], state[ended, t + 1] = cur_obs[ended], cur_state[ended]
+            avail[ended, t + 1] = cur_avail[ended]
+            alive = meaning.alive
             last = eye[actions]
         order = np.concatenate([np.flatnonzero(finished), np.flatnonzero(~finished)])
         done = order[: int(finished.sum())]
         episodes = Episodes(obs=obs[order], state=state[order], avail=avail[order], actions=actions_b[order],
                             reward=reward[order], terminal=terminal[order],
                             filled=filled[order] & finished[order][:, None])
-        stats = RolloutStats(episodes=np.float32(len(done)), return_sum=np.float32(returns[done].sum()),
-                             shaped_return_sum=np.float32(0.0), win_sum=np.float32(won[done].sum()),
-                             length_sum=np.float32(lengths[done].sum()))
-        result = RolloutResult(episodes=episodes, stats=stats,
-                               diagnostics_sum=RolloutDiagnostics(*diag[done].sum(0).astype(np.float32)))
-        return Batch(result=result, count=len(done), stored=finished[order], dropped=dropped)
+        totals = EpisodeTotals(*(x[done] for x in totals))
+        result = RolloutResult(episodes=episodes, stats=rollout_stats(totals, np),
+                               diagnostics_sum=RolloutDiagnostics(*diag[done].sum(0)))
+        return Batch(result=result, count=len(done), stored=finished[order], dropped=dropped,
+                     totals=totals, diagnostics=diag[done])
 
 
 def spec_from_info(name: str, info: Mapping[str, int]):
@@ -267,22 +278,23 @@ class HostProgram:
         import jax
 
         from meigm_jax.algorithm.rollout import RolloutDiagnostics, RolloutResult
-        from meigm_jax.types import RolloutStats
+        from meigm_jax.algorithm.step import EpisodeTotals, rollout_stats
 
         act = lambda *a: self._act_test(params, *a)
-        # Sums in float64 over the rollouts, handed on in float32.
-        add = lambda sums, more: type(sums)(*(total + np.float64(x) for total, x in zip(sums, more)))
-        as_float32 = lambda sums: type(sums)(*(np.float32(total) for total in sums))
-        stats = RolloutStats(*np.zeros(len(RolloutStats._fields)))
-        diagnostics = RolloutDiagnostics(*np.zeros(len(RolloutDiagnostics._fields)))
+        totals, diagnostics, count = [], [], 0
         attempts, most = 0, 4 * math.ceil(self.cfg.test_episodes / self.pool.num_workers) + 4
-        while stats.episodes < self.cfg.test_episodes and attempts < most:
+        while count < self.cfg.test_episodes and attempts < most:
             attempts += 1
             key, collect_key = jax.random.split(key)
             batch = self.rollout.collect(act, collect_key)
             self.dropped += batch.dropped
-            stats = add(stats, batch.result.stats)
-            diagnostics = add(diagnostics, batch.result.diagnostics_sum)
-        return RolloutResult(episodes=None, stats=as_float32(stats), diagnostics_sum=as_float32(diagnostics))
+            totals.append(batch.totals)
+            diagnostics.append(batch.diagnostics)
+            count += batch.count
+        # Every finished episode's totals summed at once, as the compiled
+        # evaluation sums those of its test_episodes environments.
+        totals = EpisodeTotals(*(np.concatenate(column) for column in zip(*totals)))
+        return RolloutResult(episodes=None, stats=rollout_stats(totals, np),
+                             diagnostics_sum=RolloutDiagnostics(*np.concatenate(diagnostics).sum(0)))
 
 

@@ -12,15 +12,13 @@ each of its jobs.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Iterable
 
 from hydra.core.config_store import ConfigStore
 
-from meigm_jax.config import (ConfigError, TrainConfig, defaults_dict, env_family, from_dict, hydra_schema,
-                              type_error)
+from meigm_jax.config import (CONFIG_DIR, ConfigError, TrainConfig, defaults_dict, env_family, from_dict,
+                              hydra_schema, type_error)
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 GROUPS = ("alg", "env")
 DEFAULT_ENV = "matrix_game"
 

@@ -37,6 +37,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 from jax.experimental import serialize_executable
 
+from meigm_jax.config import OUTSIDE_PROGRAM, keys_with
 from meigm_jax.errors import one_line
 
 DEFAULT = "default"
@@ -45,9 +46,8 @@ _REQUEST = "/jax/compilation_cache/compile_requests_use_cache"
 
 
 _UNTRACED = "untraced"  # executables loaded whole (``compiled``)
-# Config keys that never enter a compiled program (how a run is logged,
-# saved, resumed, joined and cached).
-OUTSIDE_PROGRAMS = ("resume", "wandb", "checkpoint", "distributed", "distributed_timeout", "compile_cache")
+# Config keys that never enter a compiled program (declared in the schema).
+OUTSIDE_PROGRAMS = keys_with(OUTSIDE_PROGRAM)
 
 
 class CacheCounts(NamedTuple):

@@ -21,17 +21,15 @@ from pathlib import Path
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from meigm_jax.config import defaults_dict
+from meigm_jax.config import RESUMABLE, defaults_dict, keys_with
 from meigm_jax.errors import ConfigError, RunDirError
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 CHECKPOINTS = "checkpoints"
 
-# Config keys that may change when a run is resumed: they do not change
-# what the remaining chunks compute.
-RESUMABLE_CHANGES = ("resume", "total_timesteps", "wandb", "checkpoint", "distributed",
-                     "distributed_timeout")
+# Config keys that may change when a run is resumed (declared in the schema).
+RESUMABLE_CHANGES = keys_with(RESUMABLE)
 
 
 def config_path(run_dir: Path) -> Path:

@@ -73,7 +73,9 @@ def _encode(module: nn.Module, obs: jax.Array, inputs: jax.Array, extras: jax.Ar
     return nn.relu(linear(module.hidden_dim, x.shape[-1], name="encoder")(x))
 
 
+# The agents by ``agent.kind``, and the torsos ``_encode`` knows (``agent.torso``).
 AGENTS = {"rnn": RNNAgent, "feedforward": FeedForwardAgent}
+TORSOS = ("mlp", "cnn")
 
 
 def agent_extras(last_actions_onehot: jax.Array) -> jax.Array:

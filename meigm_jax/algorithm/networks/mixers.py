@@ -3,9 +3,16 @@
 Every mixer is called as ``mixer(q, state, q_max, actions_onehot)`` with q
 [..., n] the chosen Q_i(u_i), q_max [..., n] the max over available actions
 of Q_i and actions_onehot [..., n, k]; VDN and QMIX use only q and state.
+
+``MIXERS`` is the registry: the names ``alg.mixer`` may take, how each mixer
+is built, and the paper's settings that go with a mixer rather than an env.
+A new mixer is its module here (or imported here) and one entry.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
 
 import flax.linen as nn
 import jax
@@ -101,12 +108,27 @@ class QPLEXMixer(nn.Module):
         return dmaq_combine(q, q_max, w, v, lam)
 
 
+@dataclass(frozen=True)
+class MixerEntry:
+    # (num_agents, num_actions, embed_dim, hypernet_embed) -> the mixer.
+    build: Callable[[int, int, int, int], nn.Module]
+    # The paper's TD(lambda) for this mixer on every env family (paper
+    # Tables 7-11); None: the env family's (meigm_jax.envs.FAMILIES).
+    td_lambda: Optional[float] = None
+    # The paper's episodes per gradient step (pymarl's batch_size_run), the
+    # value a null ``batch_size_run`` takes.
+    batch_size_run: int = 4
+
+
+MIXERS: dict[str, MixerEntry] = {
+    "vdn": MixerEntry(lambda n, k, embed, hyper: VDNMixer()),
+    "qmix": MixerEntry(lambda n, k, embed, hyper: QMixer(n, embed, hyper)),
+    "qplex": MixerEntry(lambda n, k, embed, hyper: QPLEXMixer(n, k, hyper), td_lambda=0.6, batch_size_run=8),
+}
+
+
 def make_mixer(kind: str, num_agents: int, num_actions: int, embed_dim: int,
                hypernet_embed: int) -> nn.Module:
-    if kind == "vdn":
-        return VDNMixer()
-    if kind == "qmix":
-        return QMixer(num_agents, embed_dim, hypernet_embed)
-    if kind == "qplex":
-        return QPLEXMixer(num_agents, num_actions, hypernet_embed)
-    raise ValueError(f"unknown mixer {kind!r}")
+    if kind not in MIXERS:
+        raise ValueError(f"unknown mixer {kind!r}")
+    return MIXERS[kind].build(num_agents, num_actions, embed_dim, hypernet_embed)

@@ -9,6 +9,8 @@ action of the logits is the greedy action of Q_i.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -95,16 +97,22 @@ class MLPTransform(nn.Module):
         return linear(k, self.hidden)(x)
 
 
+# The OPT's depths (``opt.layers``): one generated layer (Eq. 2) or two.
+OPT_LAYERS = (1, 2)
+
+# The logit transforms by ``opt.kind``: (layers, num_agents, embed_dim,
+# hypernet_embed, min_slope) -> the transform; only the OPT reads ``layers``.
+TRANSFORMS: dict[str, Callable[[int, int, int, int, float], nn.Module]] = {
+    "opt": lambda layers, n, embed, hyper, slope: (
+        OPT1(n, hyper, slope) if layers == 1 else OPT2(n, embed, hyper, slope)),
+    "none": lambda layers, n, embed, hyper, slope: IdentityTransform(),
+    "mlp": lambda layers, n, embed, hyper, slope: MLPTransform(n, hyper),
+    "affine": lambda layers, n, embed, hyper, slope: OPT1(n, hyper, slope, hyper_bias=True),
+}
+
+
 def make_transform(kind: str, layers: int, num_agents: int, embed_dim: int,
                    hypernet_embed: int, min_slope: float) -> nn.Module:
-    if kind == "none":
-        return IdentityTransform()
-    if kind == "mlp":
-        return MLPTransform(num_agents, hypernet_embed)
-    if kind == "affine":
-        return OPT1(num_agents, hypernet_embed, min_slope, hyper_bias=True)
-    if kind == "opt" and layers == 1:
-        return OPT1(num_agents, hypernet_embed, min_slope)
-    if kind == "opt" and layers == 2:
-        return OPT2(num_agents, embed_dim, hypernet_embed, min_slope)
-    raise ValueError(f"unknown transform kind={kind!r} layers={layers!r}")
+    if kind not in TRANSFORMS or (kind == "opt" and layers not in OPT_LAYERS):
+        raise ValueError(f"unknown transform kind={kind!r} layers={layers!r}")
+    return TRANSFORMS[kind](layers, num_agents, embed_dim, hypernet_embed, min_slope)

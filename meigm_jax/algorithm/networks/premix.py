@@ -11,6 +11,8 @@ values inside the mixer equals applying it to all k first.
 
 from __future__ import annotations
 
+from typing import Callable, Optional
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -60,14 +62,21 @@ class PremixedMixer(nn.Module):
         return self.mixer(transformed[..., 0], state, q_max, actions_onehot)
 
 
+# The pre-mix transforms by ``premix.kind``: (num_agents, embed_dim,
+# hypernet_embed) -> the transform; None: the mixer sees Q_i itself.
+PREMIXES: dict[str, Optional[Callable[[int, int, int], nn.Module]]] = {
+    "none": None,
+    "residual": ResidualPremix,
+}
+
+
 def make_premix(kind: str, mixer: nn.Module, num_agents: int, embed_dim: int,
                 hypernet_embed: int) -> nn.Module:
     """``mixer`` itself (kind ``none``) or wrapped in a pre-mix transform."""
-    if kind == "none":
-        return mixer
-    if kind == "residual":
-        return PremixedMixer(ResidualPremix(num_agents, embed_dim, hypernet_embed), mixer)
-    raise ValueError(f"unknown premix kind {kind!r}")
+    if kind not in PREMIXES:
+        raise ValueError(f"unknown premix kind {kind!r}")
+    build = PREMIXES[kind]
+    return mixer if build is None else PremixedMixer(build(num_agents, embed_dim, hypernet_embed), mixer)
 
 
 def premix_values(mixer: nn.Module, mixer_params, q: jax.Array, state: jax.Array) -> jax.Array:

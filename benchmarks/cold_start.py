@@ -12,7 +12,7 @@ spawned, so interpreter start, imports, env creation and compilation are in:
 
 - ``compiled``: the "compiled in ..." line (training can start), with the
   count of programs the line says came from the cache (and of those, the
-  executables loaded whole, without tracing: ``meigm_jax.running.compile_cache``);
+  executables loaded whole, without tracing: ``meigm_jax.programs.compile_cache``);
 - ``first progress``: the first chunk's progress line (the first chunk
   trained and evaluated: ``test_interval`` env steps).
 

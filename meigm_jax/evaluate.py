@@ -18,7 +18,8 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
-from meigm_jax.running import arguments, compile_cache, console
+from meigm_jax.programs import compile_cache
+from meigm_jax.running import arguments, console
 from meigm_jax.running import run_dir as run_dirs
 from meigm_jax.config import from_dict
 from meigm_jax.errors import CheckpointError, ConfigError, report

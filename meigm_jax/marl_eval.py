@@ -22,9 +22,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from meigm_jax.errors import ConfigError, RunDirError, report
 from meigm_jax.reporting.marl_eval import DEFAULT_METRICS, DEFAULT_OUT, source, write
-from meigm_jax.running.arguments import Parser
+from meigm_jax.running.arguments import Parser, write_file
 
 
 def parser() -> Parser:
@@ -40,13 +39,7 @@ def parser() -> Parser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The command: 0 with the JSON file's path on stdout, or 2 with one line on stderr."""
-    try:
-        args = parser().parse_args(argv)
-        out = write([source(d) for d in args.runs], args.out, args.metric or DEFAULT_METRICS)
-    except (ConfigError, RunDirError) as exc:
-        return report(exc)
-    print(out.resolve())
-    return 0
+    return write_file(parser(), lambda args: write([source(d) for d in args.runs], args.out, args.metric or DEFAULT_METRICS), argv)
 
 
 if __name__ == "__main__":

@@ -20,9 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from meigm_jax.errors import ConfigError, RunDirError, report
 from meigm_jax.reporting.curves import DEFAULT_OUT, DEFAULT_STAT, STATS, plot_runs
-from meigm_jax.running.arguments import Parser
+from meigm_jax.running.arguments import Parser, write_file
 
 
 def parser() -> Parser:
@@ -43,13 +42,7 @@ def parser() -> Parser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The command: 0 with the PNG's path on stdout, or 2 with one line on stderr."""
-    try:
-        args = parser().parse_args(argv)
-        out = plot_runs(args.runs, args.metric, args.out, args.stat, log_y=args.log_y)
-    except (ConfigError, RunDirError) as exc:
-        return report(exc)
-    print(out.resolve())
-    return 0
+    return write_file(parser(), lambda args: plot_runs(args.runs, args.metric, args.out, args.stat, log_y=args.log_y), argv)
 
 
 if __name__ == "__main__":

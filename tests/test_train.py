@@ -13,35 +13,41 @@ from helpers import ROOT
 from meigm_jax.train import main
 
 
-BAD_INPUTS = [
-    (["+env=nope"], "env"),
-    (["alg=nope"], "alg"),
-    (["td_lambda=1.5"], "td_lambda"),
-    (["batch_size=600", "buffer_size=500"], "batch_size"),
-    (["num_envs=0"], "num_envs"),
-    (["misspelt_key=3"], "misspelt_key"),
-    (["opt.layres=2"], "opt.layres"),
-    (["opt.layers=3"], "opt.layers"),
-    (["alg=me_qplex", "opt.layers=3"], "opt.layers"),
-    (["opt.kind=fancy"], "opt.kind"),
-    (["alg=qmix", "opt.kind=opt"], "opt.kind"),
-    (["env=smax_5v5"], "+env=smax_5v5"),
-    (["gamma=abc"], "gamma"),
-    (["seed_loop=pmap"], "seed_loop"),
-    (["env.reward_scale=0"], "env.reward_scale"),
-    (["alg=qmix", "td_weighting=release"], "td_weighting"),
-    (["alg=vdn", "premix.kind=residual"], "premix.kind"),
-    (["alg=me_qmix_release", "alpha_lr=-1"], "alpha_lr"),
-    (["segment.length=2"], "segment.length"),  # longer than the matrix game's 1-step episodes
-    (["segment.burn_in=2"], "segment.burn_in"),
-    (["agent.kind=feedforward", "segment.length=1", "segment.burn_in=1"], "segment.burn_in"),
-    (["agent.kind=lstm"], "agent.kind"),
-    (["env_steps_per_update=-1"], "env_steps_per_update"),
-    (["env.target_entropy_anneal_steps=0"], "env.target_entropy_anneal_steps"),
-    (["preset=cpu"], "preset"),  # the matrix game has none
-    (["+env=overcooked_cramped_room", "preset=gpu"], "preset"),
-    (["compile_cache=[1]"], "compile_cache"),
-]
+# Overrides -> the key their one error line must name. segment.length=2 is
+# longer than the matrix game's 1-step episodes; the matrix game has no preset;
+# alpha_max=0.5 is below the default init_alpha of 1.
+_BAD = """
++env=nope  ->  env
+alg=nope  ->  alg
+td_lambda=1.5  ->  td_lambda
+batch_size=600 buffer_size=500  ->  batch_size
+num_envs=0  ->  num_envs
+misspelt_key=3  ->  misspelt_key
+opt.layres=2  ->  opt.layres
+opt.layers=3  ->  opt.layers
+alg=me_qplex opt.layers=3  ->  opt.layers
+opt.kind=fancy  ->  opt.kind
+alg=qmix opt.kind=opt  ->  opt.kind
+env=smax_5v5  ->  +env=smax_5v5
+gamma=abc  ->  gamma
+seed_loop=pmap  ->  seed_loop
+env.reward_scale=0  ->  env.reward_scale
+alg=qmix td_weighting=release  ->  td_weighting
+alg=vdn premix.kind=residual  ->  premix.kind
+alg=me_qmix_release alpha_lr=-1  ->  alpha_lr
+segment.length=2  ->  segment.length
+segment.burn_in=2  ->  segment.burn_in
+agent.kind=feedforward segment.length=1 segment.burn_in=1  ->  segment.burn_in
+agent.kind=lstm  ->  agent.kind
+env_steps_per_update=-1  ->  env_steps_per_update
+env.target_entropy_anneal_steps=0  ->  env.target_entropy_anneal_steps
+preset=cpu  ->  preset
++env=overcooked_cramped_room preset=gpu  ->  preset
+compile_cache=[1]  ->  compile_cache
+target_entropy_scope=each  ->  target_entropy_scope
+alpha_max=0.5  ->  alpha_max
+"""
+BAD_INPUTS = [(args.split(), key) for args, key in (line.split("  ->  ") for line in _BAD.strip().splitlines())]
 
 
 @pytest.mark.parametrize("args,key", BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])

@@ -29,7 +29,7 @@ from meigm_jax.algorithm.packing import PackPlan, plans
 from meigm_jax.algorithm.packing import lane_counts as packing_lane_counts
 from meigm_jax.algorithm.policy import epsilon_schedule
 from meigm_jax.algorithm.seeds import all_seeds
-from meigm_jax.config import TrainConfig
+from meigm_jax.config.schema import TrainConfig
 from meigm_jax.envs.base import EnvSpec
 from meigm_jax.types import (ChunkMetrics, Counters, Episodes, LossInfo, OptimiserStates, Params, RolloutStats,
                              TargetParams, TrainState)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from meigm_jax.config import TrainConfig
+from meigm_jax.config.schema import TrainConfig
 from meigm_jax.envs.base import EnvSpec
 from meigm_jax.algorithm.networks.model import Networks
 from meigm_jax.algorithm.packing import PackPlan, pack

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import optax
 
-from meigm_jax.config import TrainConfig
+from meigm_jax.config.schema import TrainConfig
 from meigm_jax.types import OptimiserStates, Params
 
 # log alpha is projected into these bounds after each step. Where the target

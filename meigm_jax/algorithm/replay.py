@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from meigm_jax.config import TrainConfig
+from meigm_jax.config.schema import TrainConfig
 from meigm_jax.envs.base import EnvSpec
 from meigm_jax.types import Episodes, ReplayState
 

@@ -14,7 +14,7 @@ import os
 import jax
 import jax.numpy as jnp
 
-from meigm_jax.config import TrainConfig
+from meigm_jax.config.schema import TrainConfig
 from meigm_jax.envs.base import EnvSpec
 from meigm_jax.errors import ConfigError
 from meigm_jax.algorithm.replay import replay_bytes_per_seed

@@ -15,7 +15,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from meigm_jax.config import TrainConfig
+from meigm_jax.config.schema import TrainConfig
 from meigm_jax.envs.base import global_state
 from meigm_jax.algorithm.networks.agent import FeedForwardAgent, RNNAgent, agent_extras, previous_actions_onehot, unroll
 from meigm_jax.algorithm.networks.model import Networks, mix

@@ -174,7 +174,7 @@ class TrainConfig:
     distributed: bool = with_roles(OUTSIDE_PROGRAM, RESUMABLE, default=False)
     distributed_timeout: int = with_roles(OUTSIDE_PROGRAM, RESUMABLE, default=300)
 
-    # JAX's persistent compilation cache (meigm_jax.running.compile_cache): "default"
+    # JAX's persistent compilation cache (meigm_jax.programs.compile_cache): "default"
     # ($XDG_CACHE_HOME/meigm_jax/xla, ~/.cache/meigm_jax/xla when unset), a
     # directory, or null (off).
     compile_cache: Optional[str] = with_roles(OUTSIDE_PROGRAM, default="default")

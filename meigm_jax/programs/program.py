@@ -25,7 +25,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from meigm_jax.running import compile_cache
+from meigm_jax.programs import compile_cache
 from meigm_jax.config import to_dict
 from meigm_jax.envs.base import EnvSpec
 from meigm_jax.errors import ConfigError

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
-from meigm_jax.errors import ConfigError
+from meigm_jax.errors import ConfigError, RunDirError, report
 
 
 class _Key(NamedTuple):
@@ -139,3 +139,15 @@ class Parser(argparse.ArgumentParser):
         usage on a line of its own and exits)."""
         usage = " ".join(self.format_usage().split()[1:])
         raise ConfigError(f"{self.error_prefix} {message} (usage: {usage})")
+
+
+def write_file(parse: "Parser", write: Callable[[argparse.Namespace], Any], argv: Sequence[str] | None) -> int:
+    """A command that writes one file from its arguments: 0 with the file's
+    path on stdout, or 2 with one line on stderr (``errors.report``)."""
+    try:
+        out = write(parse.parse_args(argv))
+    except (ConfigError, RunDirError) as exc:
+        return report(exc)
+    print(out.resolve())
+    return 0
+

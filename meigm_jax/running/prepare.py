@@ -17,7 +17,7 @@ from meigm_jax.envs import make_env
 from meigm_jax.envs.base import MarlEnv
 from meigm_jax.programs.host.host_loop import HostProgram
 from meigm_jax.programs.program import JaxProgram, RunProgram
-from meigm_jax.running import compile_cache
+from meigm_jax.programs import compile_cache
 from meigm_jax.running.distributed import initialize
 
 

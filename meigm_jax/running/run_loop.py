@@ -16,7 +16,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from meigm_jax.running import compile_cache
+from meigm_jax.programs import compile_cache
 from meigm_jax.running import console
 from meigm_jax.running import run_dir as run_dirs
 from meigm_jax.algorithm.analysis import END_REPORTS

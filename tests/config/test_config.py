@@ -6,6 +6,7 @@ import dataclasses
 import re
 
 import pytest
+from helpers import small_config
 import yaml
 
 from meigm_jax.algorithm.networks.agent import AGENTS, TORSOS, RNNAgent
@@ -188,7 +189,7 @@ def test_roles_are_declared_on_their_keys():
 
 
 def test_the_running_code_reads_the_roles_from_the_schema():
-    from meigm_jax.running.compile_cache import OUTSIDE_PROGRAMS
+    from meigm_jax.programs.compile_cache import OUTSIDE_PROGRAMS
     from meigm_jax.running.run_dir import RESUMABLE_CHANGES
 
     assert OUTSIDE_PROGRAMS == keys_with(OUTSIDE_PROGRAM)
@@ -209,3 +210,11 @@ def test_hydra_schema_has_every_key_and_default():
 
 def test_none_of_a_group_keeps_its_defaults():
     assert from_dict({"opt": None, "segment": None}) == from_dict({})
+
+
+@pytest.mark.parametrize("over", [dict(alpha_min=2.0), dict(alpha_max=0.5), dict(alpha_min=-1.0),
+                                  dict(target_entropy_scope="each")])
+def test_bad_temperature_settings_are_refused_in_one_line(over):
+    with pytest.raises(ConfigError) as err:
+        small_config(alg=dict(name="me_qmix"), **over)
+    assert list(over)[0] in str(err.value) and "\n" not in str(err.value)

@@ -12,7 +12,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from meigm_jax.config import TrainConfig
+from meigm_jax.config.schema import TrainConfig
 from meigm_jax.envs.base import EnvSpec
 from meigm_jax.algorithm.networks.agent import AGENTS, FeedForwardAgent, RNNAgent
 from meigm_jax.algorithm.networks.mixers import make_mixer

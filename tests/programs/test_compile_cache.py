@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from helpers import ROOT
 
-from meigm_jax.running import compile_cache
+from meigm_jax.programs import compile_cache
 
 
 
@@ -71,7 +71,7 @@ _LISTENERS = """
 import jax.monitoring
 registered = []
 jax.monitoring.register_event_listener = registered.append
-from meigm_jax.running import compile_cache
+from meigm_jax.programs import compile_cache
 print(len(registered))
 compile_cache.enable(None)
 compile_cache.enable(None)
@@ -158,7 +158,7 @@ def test_an_executable_is_stored_then_loaded_untraced(stored_in):
 _PROCESS = """
 import sys
 import jax, jax.numpy as jnp, numpy as np
-from meigm_jax.running import compile_cache
+from meigm_jax.programs import compile_cache
 compile_cache.enable(sys.argv[1])
 
 def program(x):

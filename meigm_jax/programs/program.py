@@ -28,9 +28,9 @@ from jax.sharding import PartitionSpec as P
 from meigm_jax.programs import compile_cache
 from meigm_jax.config import to_dict
 from meigm_jax.envs.base import EnvSpec
-from meigm_jax.errors import ConfigError
 from meigm_jax.algorithm.replay import replay_bytes_per_seed
-from meigm_jax.algorithm.seeds import SEED_AXIS, check_fits, seed_device_count, seed_keys
+from meigm_jax.algorithm.seeds import SEED_AXIS, seed_device_count, seed_keys
+from meigm_jax.programs.fits import check_fits
 from meigm_jax.algorithm.learner import Learner
 from meigm_jax.programs.jax_trainer import Trainer, make_train
 from meigm_jax.types import ChunkMetrics
@@ -182,11 +182,6 @@ class JaxProgram:
         self.learner = self.trainer.learner
         self.spec, self.num_chunks = self.learner.spec, self.learner.num_chunks
         check_fits(cfg, self.spec, self._devices)
-        if jax.process_count() > 1 and cfg.num_seeds % len(self._devices):
-            # Every process must hold seeds: the mesh is all devices.
-            raise ConfigError(f"config error: num_seeds={cfg.num_seeds} is not allowed with "
-                              f"{len(self._devices)} devices in {jax.process_count()} processes; "
-                              f"allowed: a multiple of {len(self._devices)}")
         self.description = (f"{cfg.num_seeds} seed(s) on {self._devices[0].platform} | replay "
                             f"{replay_bytes_per_seed(cfg, self.spec) / 2**20:.1f} MiB per seed")
         self.notes: list[str] = []

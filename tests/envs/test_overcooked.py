@@ -18,7 +18,7 @@ from meigm_jax.algorithm.rollout import make_act, rollout
 from meigm_jax.errors import EXIT_BAD_INPUT, error_line
 from meigm_jax.algorithm.replay import replay_bytes_per_seed
 from meigm_jax.running.run_loop import run
-from meigm_jax.algorithm.seeds import check_fits
+from meigm_jax.programs.fits import check_fits
 from meigm_jax.train import main
 from meigm_jax.programs.jax_trainer import make_train
 from meigm_jax.algorithm.learner import shaping_weight

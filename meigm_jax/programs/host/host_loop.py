@@ -184,7 +184,7 @@ class HostProgram:
         import jax
 
         from meigm_jax.algorithm.rollout import make_act
-        from meigm_jax.algorithm.seeds import check_fits
+        from meigm_jax.programs.fits import check_fits
         from meigm_jax.algorithm.learner import make_learner
 
         cfg, env = self.cfg, self.env

@@ -15,7 +15,7 @@ from meigm_jax.train import main
 
 # Overrides -> the key their one error line must name. segment.length=2 is
 # longer than the matrix game's 1-step episodes; the matrix game has no preset;
-# alpha_max=0.5 is below the default init_alpha of 1.
+# alpha_max=0.0001 is below the matrix game's init_alpha of 0.001.
 _BAD = """
 +env=nope  ->  env
 alg=nope  ->  alg
@@ -45,7 +45,7 @@ preset=cpu  ->  preset
 +env=overcooked_cramped_room preset=gpu  ->  preset
 compile_cache=[1]  ->  compile_cache
 target_entropy_scope=each  ->  target_entropy_scope
-alpha_max=0.5  ->  alpha_max
+alpha_max=0.0001  ->  alpha_max
 """
 BAD_INPUTS = [(args.split(), key) for args, key in (line.split("  ->  ") for line in _BAD.strip().splitlines())]
 

@@ -71,8 +71,9 @@ def step_meaning(outcome: StepOutcome, alive: Array, t: Array | int, episode_lim
     )
 
 
-def zero_totals(num_envs: int, xp) -> EpisodeTotals:
-    zeros = xp.zeros((num_envs,), xp.float32)
+def zero_totals(num_envs: int, xp, dtype=None) -> EpisodeTotals:
+    """Empty totals of ``num_envs`` episodes; returns in ``dtype`` (float32 by default)."""
+    zeros = xp.zeros((num_envs,), xp.float32 if dtype is None else dtype)
     return EpisodeTotals(returns=zeros, shaped_returns=zeros, won=xp.zeros((num_envs,), bool),
                          length=xp.zeros((num_envs,), xp.int32))
 
@@ -90,8 +91,8 @@ def add_step(totals: EpisodeTotals, step: StepMeaning, alive: Array, xp) -> Epis
 def rollout_stats(totals: EpisodeTotals, xp) -> RolloutStats:
     """The sums over episodes (one row of ``totals`` each) that metrics divide by their count.
 
-    Sums are taken in the totals' own dtypes (float32 returns) by both
-    programs, so the same episodes give the same statistics.
+    Sums are taken in the totals' own dtype (float32 in the compiled
+    rollout, float64 on the host) and handed on in float32.
     """
     return RolloutStats(
         episodes=xp.float32(totals.length.shape[0]),

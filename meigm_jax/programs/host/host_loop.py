@@ -55,8 +55,6 @@ class Batch(NamedTuple):
     count: int  # finished episodes (the rest were dropped)
     stored: np.ndarray  # [W] bool: the episodes to store, the finished ones
     dropped: int
-    totals: Any = None  # step.EpisodeTotals [count]: each finished episode's sums
-    diagnostics: Any = None  # [count, 3] each finished episode's RolloutDiagnostics, stacked
 
 
 class HostRollout:
@@ -91,9 +89,9 @@ class HostRollout:
         reward = np.zeros((W, T), np.float32)
         terminal = np.zeros((W, T), bool)
         filled = np.zeros((W, T), bool)
-        totals = zero_totals(W, np)
-        # The fields stacked and summed in float32, as rollout sums them.
-        diag = np.zeros((W, len(RolloutDiagnostics._fields)), np.float32)
+        # Summed in float64 on the host, handed on in float32.
+        totals = zero_totals(W, np, np.float64)
+        diag = np.zeros((W, len(RolloutDiagnostics._fields)))  # the fields stacked, as rollout sums them
         alive, finished = np.zeros(W, bool), np.zeros(W, bool)
         cur_obs = np.zeros((W, n, O), np.float32)
         cur_state = np.zeros((W, S), np.float32)
@@ -119,7 +117,7 @@ class HostRollout:
             live = np.flatnonzero(alive)
             obs[live, t], state[live, t], avail[live, t] = cur_obs[live], cur_state[live], cur_avail[live]
             answers = self.pool.request({int(i): ("step", actions[i]) for i in live})
-            outcome = StepOutcome(reward=np.zeros(W, np.float32), terminated=np.zeros(W, bool),
+            outcome = StepOutcome(reward=np.zeros(W), terminated=np.zeros(W, bool),
                                   truncated=np.zeros(W, bool), won=np.zeros(W, bool),
                                   shaped_reward=np.zeros(W, np.float32))  # SMACv2 has no shaping reward
             for i in live:
@@ -155,9 +153,8 @@ class HostRollout:
                             filled=filled[order] & finished[order][:, None])
         totals = EpisodeTotals(*(x[done] for x in totals))
         result = RolloutResult(episodes=episodes, stats=rollout_stats(totals, np),
-                               diagnostics_sum=RolloutDiagnostics(*diag[done].sum(0)))
-        return Batch(result=result, count=len(done), stored=finished[order], dropped=dropped,
-                     totals=totals, diagnostics=diag[done])
+                               diagnostics_sum=RolloutDiagnostics(*diag[done].sum(0).astype(np.float32)))
+        return Batch(result=result, count=len(done), stored=finished[order], dropped=dropped)
 
 
 def spec_from_info(name: str, info: Mapping[str, int]):
@@ -278,23 +275,22 @@ class HostProgram:
         import jax
 
         from meigm_jax.algorithm.rollout import RolloutDiagnostics, RolloutResult
-        from meigm_jax.algorithm.step import EpisodeTotals, rollout_stats
+        from meigm_jax.types import RolloutStats
 
         act = lambda *a: self._act_test(params, *a)
-        totals, diagnostics, count = [], [], 0
+        # Sums in float64 over the rollouts, handed on in float32.
+        add = lambda sums, more: type(sums)(*(total + np.float64(x) for total, x in zip(sums, more)))
+        as_float32 = lambda sums: type(sums)(*(np.float32(total) for total in sums))
+        stats = RolloutStats(*np.zeros(len(RolloutStats._fields)))
+        diagnostics = RolloutDiagnostics(*np.zeros(len(RolloutDiagnostics._fields)))
         attempts, most = 0, 4 * math.ceil(self.cfg.test_episodes / self.pool.num_workers) + 4
-        while count < self.cfg.test_episodes and attempts < most:
+        while stats.episodes < self.cfg.test_episodes and attempts < most:
             attempts += 1
             key, collect_key = jax.random.split(key)
             batch = self.rollout.collect(act, collect_key)
             self.dropped += batch.dropped
-            totals.append(batch.totals)
-            diagnostics.append(batch.diagnostics)
-            count += batch.count
-        # Every finished episode's totals summed at once, as the compiled
-        # evaluation sums those of its test_episodes environments.
-        totals = EpisodeTotals(*(np.concatenate(column) for column in zip(*totals)))
-        return RolloutResult(episodes=None, stats=rollout_stats(totals, np),
-                             diagnostics_sum=RolloutDiagnostics(*np.concatenate(diagnostics).sum(0)))
+            stats = add(stats, batch.result.stats)
+            diagnostics = add(diagnostics, batch.result.diagnostics_sum)
+        return RolloutResult(episodes=None, stats=as_float32(stats), diagnostics_sum=as_float32(diagnostics))
 
 

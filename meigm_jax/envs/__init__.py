@@ -53,7 +53,7 @@ _REGISTRY: dict[str, Callable[[], MarlEnv]] = {
     "smax_20v20": _smax("smax_20v20", scenario="smacv2_20_units"),
     **{name: _smax(name, **kwargs) for name, kwargs in SMAX_RACE_SCENARIOS.items()},
     **{f"overcooked_{layout}": _overcooked(layout) for layout in OVERCOOKED_LAYOUTS},
-    # Official SMACv2 (meigm_jax.sc2): same fifteen race x size names.
+    # Official SMACv2 (meigm_jax.programs.host): same fifteen race x size names.
     **{f"smacv2_{race}_{size}": _smacv2(f"smacv2_{race}_{size}") for race in RACES for size in TEAM_SIZES},
 }
 

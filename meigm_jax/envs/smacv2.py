@@ -4,7 +4,7 @@
 worker factory and each worker's SMACv2 arguments, and its spec says that
 the env is stepped on the host. The run loop then trains through
 ``meigm_jax.programs.host.host_loop`` (the worker pool and the host program live in
-``meigm_jax.sc2``; what the env is lives here). A missing install is found
+``meigm_jax.programs.host``; what the env is lives here). A missing install is found
 here, when the env is made, so a run stops in one line before anything is
 created.
 """

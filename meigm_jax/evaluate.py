@@ -8,6 +8,9 @@ length. ``render=true`` also writes a GIF of one episode of seed 0
 (``out=FILE.gif``; default ``RUN/episode.gif``) through jaxmarl's
 visualisers (SMAX, Overcooked).
 
+``run_dir`` may also be one value of a sweep (``RUN/<key>=<value>``): its
+parameters are that value's rows of the sweep's checkpoint.
+
 Other keys: ``seed=K`` (evaluation randomness; default 0).
 """
 
@@ -71,7 +74,6 @@ def evaluate_run(args: EvalArgs) -> list[dict]:
     import numpy as np
 
     from meigm_jax.running.checkpoint import restore_latest
-    from meigm_jax.algorithm.seeds import seed_keys
     from meigm_jax.programs.jax_trainer import make_train
 
     cfg = from_dict(run_dirs.read_config(args.run_dir))
@@ -85,13 +87,16 @@ def evaluate_run(args: EvalArgs) -> list[dict]:
     if args.render and not hasattr(trainer.env, "render_gif"):
         raise ConfigError(f"evaluate error: render=true is not available for {cfg.env.name}; "
                           "allowed: smax_* and overcooked_* runs")
-    template = jax.eval_shape(jax.vmap(trainer.init), seed_keys(cfg))
+    source = run_dirs.checkpoint_source(args.run_dir)
+    saved_runs = cfg.num_seeds if source.saved_runs is None else source.saved_runs
+    template = jax.eval_shape(jax.vmap(trainer.init), jax.random.split(jax.random.PRNGKey(0), saved_runs))
     try:
         # Parameters and counters only: the replay (up to GiBs) is not read.
-        state, meta = restore_latest(run_dirs.checkpoints_dir(args.run_dir), template,
-                                     fields=("params", "counters"))
+        state, meta = restore_latest(source.directory, template, fields=("params", "counters"))
     except CheckpointError as exc:
         raise ConfigError(f"evaluate error: {exc}") from exc
+    if source.rows is not None:  # one value of a sweep: its seeds' rows
+        state = jax.tree.map(lambda x: x[source.rows], state)
     base = jax.random.PRNGKey(args.seed)
     keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(np.arange(cfg.num_seeds))
     result = jax.jit(jax.vmap(lambda params, key: play(trainer, params, key, args.policy)))(state.params, keys)

@@ -15,7 +15,9 @@ from meigm_jax.train import main
 
 # Overrides -> the key their one error line must name. segment.length=2 is
 # longer than the matrix game's 1-step episodes; the matrix game has no preset;
-# alpha_max=0.0001 is below the matrix game's init_alpha of 0.001.
+# alpha_max=0.0001 is below the matrix game's init_alpha of 0.001. A sweep
+# refuses keys that change shapes or code, values that would be different
+# programs, and keys the algorithm never reads.
 _BAD = """
 +env=nope  ->  env
 alg=nope  ->  alg
@@ -46,6 +48,17 @@ preset=cpu  ->  preset
 compile_cache=[1]  ->  compile_cache
 target_entropy_scope=each  ->  target_entropy_scope
 alpha_max=0.0001  ->  alpha_max
+sweep.hidden_dim=[32,64]  ->  sweep.hidden_dim
+sweep.batch_size=[8,16]  ->  sweep.batch_size
+sweep.alpha_lr=[0.1,-1]  ->  alpha_lr
+sweep.target_tau=[0,0.01]  ->  sweep.target_tau
+alg=qmix sweep.alpha_lr=[0.1,0.3]  ->  sweep.alpha_lr
+sweep.epsilon_finish=[0.1,0.2]  ->  sweep.epsilon_finish
+sweep.lr=[0.1,0.2,0.3] sweep.alpha_lr=[0.1,0.2] sweep.mode=zip  ->  sweep.mode
+sweep.mode=grid  ->  sweep.mode
+sweep.lr=[]  ->  sweep.lr
+sweep.lr=0.1  ->  sweep.lr
++env=smacv2_protoss_5v5 sweep.lr=[0.1,0.2]  ->  sweep
 """
 BAD_INPUTS = [(args.split(), key) for args, key in (line.split("  ->  ") for line in _BAD.strip().splitlines())]
 

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import optax
 
 from meigm_jax.algorithm import replay
+from meigm_jax.algorithm.hyper import Hyperparameters, hyperparameters
 from meigm_jax.algorithm.losses import make_loss
 from meigm_jax.algorithm.networks.model import Networks, build_networks, init_params
 from meigm_jax.algorithm.optimisers import Optimisers, build_optimisers, init_optimiser_states, joint_clip, log_alpha_bounds
@@ -35,7 +36,8 @@ from meigm_jax.types import (ChunkMetrics, Counters, Episodes, LossInfo, Optimis
                              TargetParams, TrainState)
 
 
-def make_step(cfg: TrainConfig, nets: Networks, spec: EnvSpec, opts: Optimisers):
+def make_step(cfg: TrainConfig, nets: Networks, spec: EnvSpec, opts: Optimisers,
+              hyper: Hyperparameters | None = None):
     """One gradient step on a padded batch, computed packed when it fits.
 
     (params, target, opt_states, batch, key) -> (params, opt_states, info):
@@ -43,7 +45,7 @@ def make_step(cfg: TrainConfig, nets: Networks, spec: EnvSpec, opts: Optimisers)
     fewest rows of ``packing.lane_counts`` that hold them (the same loss and
     gradients), or padded; ``info.rows`` is how many rows were computed.
     """
-    update = make_update(cfg, nets, spec, opts)
+    update = make_update(cfg, nets, spec, opts, hyper)
     # Windows all have one length: nothing to pack.
     use_packing = cfg.pack_episodes and not spec.fixed_length and cfg.segment.length == 0
     counts = packing_lane_counts(cfg.batch_size, spec.episode_limit) if use_packing else ()
@@ -63,8 +65,9 @@ def make_step(cfg: TrainConfig, nets: Networks, spec: EnvSpec, opts: Optimisers)
     return step
 
 
-def make_update(cfg: TrainConfig, nets: Networks, spec: EnvSpec, opts: Optimisers):
-    grad_fn = jax.grad(make_loss(cfg, nets, spec), has_aux=True)
+def make_update(cfg: TrainConfig, nets: Networks, spec: EnvSpec, opts: Optimisers,
+                hyper: Hyperparameters | None = None):
+    grad_fn = jax.grad(make_loss(cfg, nets, spec, hyper), has_aux=True)
 
     def update(params: Params, target: TargetParams, opt_states: OptimiserStates,
                batch: Episodes, key: jax.Array, layout: PackPlan | None = None,
@@ -94,6 +97,8 @@ class LearnerSpec(NamedTuple):
     """What a learner is built from and never changes while it trains (static)."""
 
     config: TrainConfig
+    # The keys a sweep may trace: the config's numbers, or one run's traced values.
+    hyper: Hyperparameters
     env: EnvSpec
     nets: Networks
     opts: Optimisers
@@ -129,7 +134,7 @@ def init_state(ls: LearnerSpec, key: jax.Array) -> TrainState:
     """A seed's initial train state: fresh networks, target copies, an empty replay."""
     cfg = ls.config
     key, init_key = jax.random.split(key)
-    params = init_params(ls.nets, cfg, ls.env, init_key)
+    params = init_params(ls.nets, cfg, ls.env, init_key, ls.hyper.alpha_at_start)
     return TrainState(
         params=params,
         target=TargetParams(agent=params.agent, mixer=params.mixer),
@@ -147,9 +152,8 @@ def chunk_end(ls: LearnerSpec, index):
 
 def epsilon(ls: LearnerSpec, state: TrainState) -> jax.Array:
     """The baselines' exploration rate at the seed's env steps."""
-    cfg = ls.config
-    return epsilon_schedule(state.counters.env_steps, cfg.epsilon_start, cfg.epsilon_finish,
-                            cfg.epsilon_anneal_steps)
+    return epsilon_schedule(state.counters.env_steps, ls.hyper.epsilon_start, ls.hyper.epsilon_finish,
+                            ls.config.epsilon_anneal_steps)
 
 
 def reward_shaping(ls: LearnerSpec, state: TrainState) -> jax.Array:
@@ -175,8 +179,9 @@ def learn(ls: LearnerSpec, state: TrainState, n_updates: jax.Array, key: jax.Arr
             batch = replay.sample(state.replay, sample_key, cfg.batch_size)
         params, opt_states, info = ls.step(params, target, opt_states, batch, loss_key,
                                            state.counters.env_steps)
-        if cfg.target_tau > 0:
-            target = jax.tree.map(lambda t, p: (1 - cfg.target_tau) * t + cfg.target_tau * p,
+        if cfg.target_tau > 0:  # the code path; a sweep's values all agree on it
+            tau = ls.hyper.target_tau
+            target = jax.tree.map(lambda t, p: (1 - tau) * t + tau * p,
                                   target, TargetParams(params.agent, params.mixer))
         loss_sums = jax.tree.map(jnp.add, loss_sums, info)
         finite = jnp.isfinite(info.loss_q) & jnp.isfinite(info.loss_opt) & jnp.isfinite(info.loss_alpha)
@@ -305,11 +310,14 @@ class Learner(NamedTuple):
     nets = property(lambda self: self.static.nets)
 
 
-def make_learner(cfg: TrainConfig, spec: EnvSpec) -> Learner:
-    """The learner of ``cfg`` for envs of ``spec``."""
+def make_learner(cfg: TrainConfig, spec: EnvSpec, hyper: Hyperparameters | None = None) -> Learner:
+    """The learner of ``cfg`` for envs of ``spec``; ``hyper``: one run's
+    values of the swept keys (default: the config's)."""
+    hyper = hyperparameters(cfg) if hyper is None else hyper
     nets = build_networks(cfg, spec)
-    opts = build_optimisers(cfg)
-    ls = LearnerSpec(config=cfg, env=spec, nets=nets, opts=opts, step=make_step(cfg, nets, spec, opts),
+    opts = build_optimisers(cfg, hyper)
+    ls = LearnerSpec(config=cfg, hyper=hyper, env=spec, nets=nets, opts=opts,
+                     step=make_step(cfg, nets, spec, opts, hyper),
                      zero_losses=LossInfo(*([jnp.zeros(())] * len(LossInfo._fields))))
     bind = lambda fn: functools.partial(fn, ls)
     return Learner(

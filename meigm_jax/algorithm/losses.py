@@ -13,6 +13,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from meigm_jax.algorithm.hyper import Hyperparameters, hyperparameters
 from meigm_jax.config.schema import TrainConfig
 from meigm_jax.envs.base import EnvSpec
 from meigm_jax.algorithm.networks.model import Networks
@@ -46,14 +47,16 @@ def weighted_mean(x: jax.Array, weights: jax.Array, mask: jax.Array) -> jax.Arra
     return total / jnp.where(norm > 0, norm, 1.0)
 
 
-def target_entropy(cfg: TrainConfig, spec: EnvSpec, env_steps: jax.Array | None = None):
+def target_entropy(cfg: TrainConfig, spec: EnvSpec, env_steps: jax.Array | None = None,
+                   hyper: Hyperparameters | None = None):
     """The joint entropy the temperature is tuned to: ``target_entropy_coef``
     per agent, or, with ``target_entropy_start_coef``, a per-agent target
     that falls linearly from it to ``target_entropy_coef`` over
     ``target_entropy_anneal_steps`` env steps (an exploration schedule,
     as epsilon's for the baselines)."""
-    final = cfg.env.target_entropy_coef * spec.num_agents
-    start = cfg.env.target_entropy_start_coef
+    hyper = hyperparameters(cfg) if hyper is None else hyper
+    final = hyper.target_entropy_coef * spec.num_agents
+    start = hyper.target_entropy_start_coef
     if start is None or env_steps is None:
         return final
     frac = jnp.clip(env_steps / cfg.env.target_entropy_anneal_steps, 0.0, 1.0)
@@ -77,15 +80,16 @@ def alpha_loss(log_alpha: jax.Array, entropy: jax.Array, joint_target: jax.Array
     return masked_mean((log_alpha * sg(entropy - share)).sum(-1), mask)
 
 
-def make_loss(cfg: TrainConfig, nets: Networks, spec: EnvSpec):
-    compute_targets = make_targets(cfg, nets)
+def make_loss(cfg: TrainConfig, nets: Networks, spec: EnvSpec, hyper: Hyperparameters | None = None):
+    """The learner's loss; the swept hyperparameters from ``hyper`` (default: the config's)."""
+    compute_targets = make_targets(cfg, nets, hyper)
 
     def loss(params: Params, target: TargetParams, batch: Episodes, key: jax.Array,
              layout: PackPlan | None = None, env_steps: jax.Array | None = None):
         """The loss of a padded batch; with ``layout`` computed on its episodes
         packed into fewer rows (the same value, up to float rounding).
         ``env_steps`` (the seed's so far) sets an annealed target entropy."""
-        h_target = target_entropy(cfg, spec, env_steps)
+        h_target = target_entropy(cfg, spec, env_steps, hyper)
         starts = noise = None
         if layout is not None:
             batch, starts, (noise,) = pack(layout, batch, sampling_noise(key, batch))

@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 import optax
 
+from meigm_jax.algorithm.hyper import Hyperparameters, hyperparameters
 from meigm_jax.config.schema import TrainConfig
 from meigm_jax.types import OptimiserStates, Params
 
@@ -39,7 +40,9 @@ class Optimisers(NamedTuple):
     alpha: optax.GradientTransformation
 
 
-def build_optimisers(cfg: TrainConfig) -> Optimisers:
+def build_optimisers(cfg: TrainConfig, hyper: Hyperparameters | None = None) -> Optimisers:
+    """The three groups' optimisers; learning rates from ``hyper`` (default: the config's)."""
+    hyper = hyperparameters(cfg) if hyper is None else hyper
     # Adam on every parameter group; alpha is learned as log alpha with
     # Adam (as in SAC), without clipping. With grad_clip_scope=joint the
     # update clips theta and phi together before these (make_update); the
@@ -47,9 +50,9 @@ def build_optimisers(cfg: TrainConfig) -> Optimisers:
     clip = (optax.clip_by_global_norm(cfg.grad_clip) if cfg.grad_clip_scope == "group"
             else optax.identity())
     return Optimisers(
-        q=optax.chain(clip, optax.adam(cfg.lr)),
-        transform=optax.chain(clip, optax.adam(cfg.opt_lr)),
-        alpha=optax.adam(cfg.alpha_lr),
+        q=optax.chain(clip, optax.adam(hyper.lr)),
+        transform=optax.chain(clip, optax.adam(hyper.opt_lr)),
+        alpha=optax.adam(hyper.alpha_lr),
     )
 
 

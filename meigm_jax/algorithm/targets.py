@@ -15,6 +15,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from meigm_jax.algorithm.hyper import Hyperparameters, hyperparameters
 from meigm_jax.config.schema import TrainConfig
 from meigm_jax.envs.base import global_state
 from meigm_jax.algorithm.networks.agent import FeedForwardAgent, RNNAgent, agent_extras, previous_actions_onehot, unroll
@@ -99,7 +100,7 @@ def sampling_noise(key: jax.Array, batch: Episodes) -> jax.Array:
     return jax.random.gumbel(key, batch.avail.shape, jnp.float32)
 
 
-def make_targets(cfg: TrainConfig, nets: Networks):
+def make_targets(cfg: TrainConfig, nets: Networks, hyper: Hyperparameters | None = None):
     """(params, target, batch, key) -> TargetParts: Q_tot and its TD(lambda) targets.
 
     ``starts`` [B, T+1] marks episode starts when ``batch`` holds packed rows;
@@ -107,7 +108,8 @@ def make_targets(cfg: TrainConfig, nets: Networks):
     from ``key`` when not given; the packed step passes the padded batch's
     noise, packed, so both layouts draw the same actions).
     """
-    gamma, lam = cfg.gamma, cfg.td_lambda
+    hyper = hyperparameters(cfg) if hyper is None else hyper
+    gamma, lam = hyper.gamma, hyper.td_lambda
 
     def compute(params: Params, target: TargetParams, batch: Episodes, key: jax.Array,
                 starts: jax.Array | None = None, noise: jax.Array | None = None) -> TargetParts:

@@ -100,9 +100,22 @@ def check_overrides(overrides: Iterable[str]) -> None:
             if key == "env" and not override.startswith("+"):
                 raise ConfigError(f"config error: choose the environment with '+env={value}' (with a +)")
             continue
+        if key.startswith("sweep.") and key not in known:
+            raise ConfigError(unsweepable(key.removeprefix("sweep."), known))
         if key not in known:
             allowed = ", ".join(sorted(k for k in known if "." not in k or k.startswith(key.split(".")[0] + ".")))
             raise ConfigError(f"config error: unknown key '{key}'; allowed: {allowed}")
+
+
+def unsweepable(key: str, known: set[str]) -> str:
+    """The line refusing ``sweep.<key>``: why the key cannot be traced, and what can."""
+    from meigm_jax.config.schema import swept_keys
+
+    allowed = ", ".join(f"sweep.{k}" for k in swept_keys()) + ", sweep.mode"
+    if key in known:
+        return (f"config error: sweep.{key} is not allowed: {key} changes the program's shapes or code, so "
+                f"its values cannot share one program (sweep it with Hydra's -m: {key}=A,B); allowed: {allowed}")
+    return f"config error: unknown key 'sweep.{key}'; allowed: {allowed}"
 
 
 def _override_value(overrides: list[str], key: str) -> Any:

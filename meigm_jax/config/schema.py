@@ -23,6 +23,7 @@ GRAD_CLIP_SCOPES = ("group", "joint")
 WANDB_MODES = ("offline", "online", "disabled")
 REPLAY_FLOAT_DTYPES = ("float32", "float16", "bfloat16")
 SEED_LOOPS = ("vmap", "sequential")
+SWEEP_MODES = ("product", "zip")
 TARGET_ENTROPY_SCOPES = ("joint", "per_agent")
 
 # Roles a top-level key can play, declared on its field (``with_roles``).
@@ -156,6 +157,45 @@ class HostLoopConfig:
     worker_timeout: float = 60.0
 
 
+# The values of a swept key: a list of numbers (``sweep.alpha_lr=[0.03,0.3]``).
+SweepValues = Optional[tuple[float, ...]]
+
+
+@dataclass(frozen=True)
+class SweepEnvConfig:
+    target_entropy_coef: SweepValues = None
+    target_entropy_start_coef: SweepValues = None
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """Scalar hyperparameters trained side by side in one compiled program.
+
+    Each key set here is a list of values of the key of the same name;
+    every value (or combination of values) is a run of ``num_seeds`` seeds,
+    all of them one program: the values are traced, not compiled in
+    (``meigm_jax.algorithm.hyper``), and each value's seeds are the seeds a
+    run of that value alone would have. The keys here are exactly the ones
+    that change no shape and no code path; anything else is swept with
+    Hydra's ``-m``. ``mode``: ``product`` (every combination of the swept
+    keys' values, the default) or ``zip`` (the i-th values of every key
+    together; the lists must be equally long).
+    """
+
+    mode: str = "product"
+    lr: SweepValues = None
+    opt_lr: SweepValues = None
+    alpha_lr: SweepValues = None
+    init_alpha: SweepValues = None
+    fixed_alpha: SweepValues = None
+    td_lambda: SweepValues = None
+    gamma: SweepValues = None
+    target_tau: SweepValues = None
+    epsilon_start: SweepValues = None
+    epsilon_finish: SweepValues = None
+    env: SweepEnvConfig = field(default_factory=SweepEnvConfig)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     alg: AlgConfig = field(default_factory=AlgConfig)
@@ -180,7 +220,8 @@ class TrainConfig:
     compile_cache: Optional[str] = with_roles(OUTSIDE_PROGRAM, default="default")
 
     seed: int = 0
-    num_seeds: int = 1
+    num_seeds: int = 1  # per swept value
+    sweep: SweepConfig = field(default_factory=SweepConfig)
     # How a device runs its block of seeds in a training chunk. vmap: all at
     # once, the right choice on an accelerator; the seeds then share loop
     # conditions and one packed learner layout (the one the seed with the
@@ -266,6 +307,20 @@ class TrainConfig:
         """The temperature a run starts at: ``fixed_alpha`` when it is held
         fixed, else the ``init_alpha`` it is learned from."""
         return self.init_alpha if self.fixed_alpha is None else self.fixed_alpha
+
+
+def swept_keys() -> tuple[str, ...]:
+    """Every key a sweep may trace, dotted (``env.target_entropy_coef``), in the schema's order."""
+    def walk(cls: type, prefix: str) -> list[str]:
+        keys = []
+        for name, typ in typing.get_type_hints(cls).items():
+            if dataclasses.is_dataclass(typ):
+                keys += walk(typ, prefix + name + ".")
+            elif name != "mode":
+                keys.append(prefix + name)
+        return keys
+
+    return tuple(walk(SweepConfig, ""))
 
 
 def keys_with(role: str) -> tuple[str, ...]:

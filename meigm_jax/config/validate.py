@@ -12,6 +12,7 @@ import typing
 from typing import Any, Mapping
 
 from meigm_jax.config.algs import CUSTOM, alg_names, alg_parts
+from meigm_jax.config.sweep import check_sweep, is_sweep
 from meigm_jax.config.schema import (GRAD_CLIP_SCOPES, POLICIES, REPLAY_FLOAT_DTYPES, SEED_LOOPS,
                                      TARGET_ENTROPY_SCOPES, TD_WEIGHTINGS, WANDB_MODES, AlgConfig, TrainConfig)
 from meigm_jax.errors import ConfigError
@@ -67,7 +68,7 @@ def type_error(key: str, value: Any) -> ConfigError:
 
 def _allowed(base: Any) -> str:
     if typing.get_origin(base) is tuple:
-        return "a list of strings"
+        return "a list of strings" if typing.get_args(base)[0] is str else "a non-empty list of finite numbers"
     return {bool: "true or false", int: "an integer", float: "a finite number", str: "a string"}[base]
 
 
@@ -85,9 +86,13 @@ def _coerce(key: str, value: Any, typ: Any) -> Any:
     elif base is float:
         ok = number and math.isfinite(value)
         value = float(value) if ok else value
-    elif typing.get_origin(base) is tuple:
+    elif typing.get_origin(base) is tuple and typing.get_args(base)[0] is str:
         ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
         value = tuple(value) if ok else value
+    elif typing.get_origin(base) is tuple:  # numbers (a swept key's values)
+        ok = isinstance(value, (list, tuple)) and len(value) > 0 and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+        value = tuple(float(v) for v in value) if ok else value
     else:
         ok = isinstance(value, base)
     if not ok:
@@ -224,6 +229,9 @@ def _check_range(cfg: TrainConfig) -> None:
     need(cfg.num_envs <= cfg.buffer_size, "num_envs", cfg.num_envs,
          f"an integer <= buffer_size ({cfg.buffer_size})")
     if FAMILIES[env_family(cfg.env.name)].steps_on_host:
+        if is_sweep(cfg):
+            raise ConfigError(f"config error: sweep is not allowed for {cfg.env.name}; allowed: none (a host-loop "
+                              "run trains one value; sweep with Hydra's -m)")
         if cfg.num_seeds != 1:
             raise ConfigError(f"config error: num_seeds={cfg.num_seeds} is not allowed for {cfg.env.name}; "
                               "allowed: 1 (a host-loop run trains one seed; start one run per seed)")
@@ -263,6 +271,7 @@ def from_dict(data: Mapping[str, Any]) -> TrainConfig:
         data = _fill(data, alg_parts(alg.get("name", AlgConfig.name)))
     cfg = _build(TrainConfig, data, "")
     _check_range(cfg)
+    check_sweep(cfg, _check_range)
     if cfg.td_lambda is None:
         cfg = dataclasses.replace(cfg, td_lambda=paper_td_lambda(cfg.alg.mixer, cfg.env.name))
     if cfg.batch_size_run is None:

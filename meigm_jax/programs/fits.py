@@ -15,6 +15,7 @@ import jax
 from meigm_jax.algorithm.replay import replay_bytes_per_seed
 from meigm_jax.algorithm.seeds import seed_device_count
 from meigm_jax.config.schema import TrainConfig
+from meigm_jax.config.sweep import is_sweep, run_count
 from meigm_jax.envs.base import EnvSpec
 from meigm_jax.errors import ConfigError
 
@@ -42,7 +43,8 @@ def check_fits(cfg: TrainConfig, spec: EnvSpec, devices: list[jax.Device]) -> No
     if cfg.agent.torso == "cnn" and len(spec.obs_shape) != 3:
         raise ConfigError(f"config error: agent.torso='cnn' is not allowed for {spec.name} "
                           f"(observations of shape {tuple(spec.obs_shape)}); allowed: mlp")
-    seeds_per_device = cfg.num_seeds // seed_device_count(cfg.num_seeds, len(devices))
+    runs = run_count(cfg)  # seeds, times a sweep's values
+    seeds_per_device = runs // seed_device_count(runs, len(devices))
     need = replay_bytes_per_seed(cfg, spec) * seeds_per_device
     # One of this process's own devices: another process's cannot be asked.
     local = next((d for d in devices if d.process_index == jax.process_index()), devices[0])
@@ -53,9 +55,10 @@ def check_fits(cfg: TrainConfig, spec: EnvSpec, devices: list[jax.Device]) -> No
             f"config error: buffer_size={cfg.buffer_size} does not fit: {seeds_per_device} seed(s) "
             f"per device x {replay_bytes_per_seed(cfg, spec) / gib:.2f} GiB of replay each = "
             f"{need / gib:.2f} GiB, but {local.platform} device {local.id} has {have / gib:.2f} GiB "
-            f"(at most 75% for the replay); lower buffer_size or num_seeds, or add devices")
-    if jax.process_count() > 1 and cfg.num_seeds % len(devices):
+            f"(at most 75% for the replay); lower buffer_size or num_seeds{', or sweep fewer values' if is_sweep(cfg) else ''}, or add devices")
+    if jax.process_count() > 1 and runs % len(devices):
         # Every process must hold seeds: the mesh is all devices.
-        raise ConfigError(f"config error: num_seeds={cfg.num_seeds} is not allowed with "
+        swept = f" (times {runs // cfg.num_seeds} swept values)" if is_sweep(cfg) else ""
+        raise ConfigError(f"config error: num_seeds={cfg.num_seeds}{swept} is not allowed with "
                           f"{len(devices)} devices in {jax.process_count()} processes; "
-                          f"allowed: a multiple of {len(devices)}")
+                          f"allowed: a multiple of {len(devices)} runs")

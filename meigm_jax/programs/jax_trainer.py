@@ -24,6 +24,7 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from meigm_jax.algorithm.hyper import Hyperparameters
 from meigm_jax.algorithm.learner import ChunkTotals, Learner, make_learner
 from meigm_jax.algorithm.rollout import make_act, rollout
 from meigm_jax.algorithm.seeds import any_seed
@@ -50,11 +51,12 @@ class Trainer(NamedTuple):
     init = property(lambda self: self.learner.init)
 
 
-def make_train(cfg: TrainConfig, env: MarlEnv | None = None) -> Trainer:
+def make_train(cfg: TrainConfig, env: MarlEnv | None = None, hyper: Hyperparameters | None = None) -> Trainer:
     """The learner of ``cfg`` and the env it steps (default: the registry's
-    ``cfg.env.name``) in compiled rollouts."""
+    ``cfg.env.name``) in compiled rollouts; ``hyper``: one run's values of
+    the swept keys (default: the config's; ``meigm_jax.algorithm.hyper``)."""
     env = env if env is not None else make_env(cfg.env.name)
-    learner = make_learner(cfg, env.spec)
+    learner = make_learner(cfg, env.spec, hyper)
     nets, epsilon, learn_from = learner.nets, learner.epsilon, learner.learn_from
 
     def rollout_and_learn(state: TrainState, totals: ChunkTotals, active: jax.Array):

@@ -1,6 +1,10 @@
 """All seeds of a run as one compiled program, the seed axis sharded over devices.
 
-Seeds are a ``vmap`` axis (named ``seeds.SEED_AXIS``); with several
+Seeds are a ``vmap`` axis (named ``seeds.SEED_AXIS``). A sweep
+(``config.sweep``) lengthens it: its runs are every swept value's seeds,
+value after value, each run with its own traced values of the swept keys
+(``run_values``; ``algorithm.hyper``) and the key its value's lone run
+would have (``run_keys``). With several
 devices, ``shard_map`` gives each device its own block of seeds (the mesh
 axis ``DEVICE_AXIS``). Devices
 never talk to each other (a device's chunk ``while_loop`` stops when its own
@@ -29,7 +33,9 @@ from meigm_jax.programs import compile_cache
 from meigm_jax.config import to_dict
 from meigm_jax.envs.base import EnvSpec
 from meigm_jax.algorithm.replay import replay_bytes_per_seed
+from meigm_jax.algorithm.hyper import hyperparameters
 from meigm_jax.algorithm.seeds import SEED_AXIS, seed_device_count, seed_keys
+from meigm_jax.config.sweep import points, run_count, swept
 from meigm_jax.programs.fits import check_fits
 from meigm_jax.algorithm.learner import Learner
 from meigm_jax.programs.jax_trainer import Trainer, make_train
@@ -92,9 +98,28 @@ def on_devices(block_fn: Callable, mesh: Mesh, in_specs, out_specs) -> Callable:
     return jax.shard_map(block_fn, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False)
 
 
+def run_keys(cfg) -> np.ndarray:
+    """Each run's key [R, 2]: a swept value's seeds have its lone run's keys."""
+    return np.tile(np.asarray(seed_keys(cfg)), (len(points(cfg)), 1))
+
+
+def run_values(cfg) -> dict[str, np.ndarray]:
+    """Each run's value of every swept key (dotted key -> [R] float32), value after value."""
+    values = points(cfg)
+    return {key: np.repeat(np.asarray([p[key] for p in values], np.float32), cfg.num_seeds)
+            for key in swept(cfg)}
+
+
+def per_run(trainer: Trainer) -> Callable[[dict], Trainer]:
+    """One run's values of the swept keys -> its trainer (the trainer itself
+    when nothing is swept, so a lone run compiles its numbers in)."""
+    cfg = trainer.config
+    return lambda values: make_train(cfg, trainer.env, hyperparameters(cfg, values)) if values else trainer
+
+
 def seeds_in_turn(chunk: Callable) -> Callable:
-    """``chunk(state, index) -> (state, metrics)`` of one seed -> the same of a
-    block of seeds [S, ...], run one seed after another.
+    """``chunk(state, values, index) -> (state, metrics)`` of one run -> the
+    same of a block of runs [S, ...], run one after another.
 
     Without a named seed axis every seed stops its own rollouts and chunk
     loop and picks its own packed layout. Each seed's state is copied out of
@@ -102,10 +127,10 @@ def seeds_in_turn(chunk: Callable) -> Callable:
     about one seed's state, not by a second copy of the block.
     """
 
-    def run(states, index):
+    def run(states, values, index):
         def one(i, states):
-            state = jax.tree.map(lambda x: jax.lax.dynamic_index_in_dim(x, i, keepdims=False), states)
-            return chunk(state, index)
+            row = lambda tree: jax.tree.map(lambda x: jax.lax.dynamic_index_in_dim(x, i, keepdims=False), tree)
+            return chunk(row(states), row(values), index)
 
         _, metrics_shape = jax.eval_shape(lambda s: one(0, s), states)
         count = jax.tree.leaves(states)[0].shape[0]
@@ -124,35 +149,40 @@ def seeds_in_turn(chunk: Callable) -> Callable:
 
 def compile_program(trainer: Trainer, devices: list | None = None,
                     keys: jax.Array | None = None, storable: bool = False) -> SeedProgram:
-    """Initial state of all seeds and the compiled chunk step.
+    """Initial state of all runs (seeds, and a sweep's values) and the compiled chunk step.
 
-    ``keys`` (default ``seed_keys(config)``) are the seeds' keys, one row per
-    seed. The state is donated to each chunk, so the replay is updated in place.
+    ``keys`` (default ``run_keys(config)``) are the runs' keys, one row per
+    run. The state is donated to each chunk, so the replay is updated in place.
     ``storable``: the programs are a function of the config alone (the env
     came from the registry by name), so ``compile_cache.compiled`` may store
     and load them whole.
     """
     cfg = trainer.config
-    keys = seed_keys(cfg) if keys is None else keys
+    keys = run_keys(cfg) if keys is None else keys
     mesh = seed_mesh(keys.shape[0], devices)
     # From host memory: every process holds the same keys (multi-process runs).
-    keys = jax.device_put(np.asarray(keys), NamedSharding(mesh, P(DEVICE_AXIS)))
-    init = jax.jit(on_devices(jax.vmap(trainer.init, axis_name=SEED_AXIS), mesh, P(DEVICE_AXIS), P(DEVICE_AXIS)))
+    runs = NamedSharding(mesh, P(DEVICE_AXIS))
+    keys = jax.device_put(np.asarray(keys), runs)
+    values = jax.device_put(run_values(cfg), runs)
+    trainer_of = per_run(trainer)
+    init = jax.jit(on_devices(jax.vmap(lambda key, v: trainer_of(v).init(key), axis_name=SEED_AXIS), mesh,
+                              (P(DEVICE_AXIS), P(DEVICE_AXIS)), P(DEVICE_AXIS)))
     config = to_dict(cfg) if storable and jax.process_count() == 1 else None
 
     def key(name: str, args: tuple) -> str | None:
         return None if config is None else compile_cache.program_key(name, config, args)
 
-    state = compile_cache.compiled(init, (keys,), key("init", (keys,)))(keys)
+    state = compile_cache.compiled(init, (keys, values), key("init", (keys, values)))(keys, values)
+    run_chunk = lambda state, v, index: trainer_of(v).chunk(state, index)
     if cfg.seed_loop == "sequential":
-        block_chunk = seeds_in_turn(trainer.chunk)
+        block_chunk = seeds_in_turn(run_chunk)
     else:
-        block_chunk = jax.vmap(trainer.chunk, in_axes=(0, None), axis_name=SEED_AXIS)
-    chunk = jax.jit(on_devices(block_chunk, mesh, (P(DEVICE_AXIS), P()), (P(DEVICE_AXIS), P(DEVICE_AXIS))),
-                    donate_argnums=0)
+        block_chunk = jax.vmap(run_chunk, in_axes=(0, 0, None), axis_name=SEED_AXIS)
+    chunk = jax.jit(on_devices(block_chunk, mesh, (P(DEVICE_AXIS), P(DEVICE_AXIS), P()),
+                               (P(DEVICE_AXIS), P(DEVICE_AXIS))), donate_argnums=0)
     index = jax.ShapeDtypeStruct((), np.int32)
-    return SeedProgram(mesh=mesh, state=state, chunk=compile_cache.compiled(chunk, (state, index),
-                                                                           key("chunk", (state, index))))
+    compiled_chunk = compile_cache.compiled(chunk, (state, values, index), key("chunk", (state, values, index)))
+    return SeedProgram(mesh=mesh, state=state, chunk=lambda state, index: compiled_chunk(state, values, index))
 
 
 def to_host(tree):
@@ -175,14 +205,15 @@ class JaxProgram:
     def __init__(self, cfg, env=None, devices: list | None = None, storable: bool = False):
         self._storable = storable
         self._devices = list(jax.devices() if devices is None else devices)
-        self._num_seeds = cfg.num_seeds
+        self._runs = run_count(cfg)
         # The trainer, not only its learner: an env's end report (analysis)
         # steps the env; only JAX envs have one.
         self.trainer = make_train(cfg, env)
         self.learner = self.trainer.learner
         self.spec, self.num_chunks = self.learner.spec, self.learner.num_chunks
         check_fits(cfg, self.spec, self._devices)
-        self.description = (f"{cfg.num_seeds} seed(s) on {self._devices[0].platform} | replay "
+        runs = f"{cfg.num_seeds} seed(s)" + (f" x {len(points(cfg))} swept value(s)" if swept(cfg) else "")
+        self.description = (f"{runs} on {self._devices[0].platform} | replay "
                             f"{replay_bytes_per_seed(cfg, self.spec) / 2**20:.1f} MiB per seed")
         self.notes: list[str] = []
 
@@ -190,8 +221,8 @@ class JaxProgram:
         program = compile_program(self.trainer, self._devices, storable=self._storable)
         self.state, self._chunk = program.state, program.chunk
         used, available = program.mesh.devices.size, len(self._devices)
-        note = "" if used == available else (f" (of {available}: num_seeds={self._num_seeds} "
-                                             f"is not a multiple of {available})")
+        note = "" if used == available else (f" (of {available}: {self._runs} run(s) "
+                                             f"are not a multiple of {available})")
         self.notes.append(f"seeds sharded over {used} {self._devices[0].platform} device(s){note}")
         return self
 

@@ -9,8 +9,9 @@ import numpy as np
 
 
 def progress_line(total_timesteps: int, has_win: bool, records: list[dict], eta_s: float,
-                  extras: dict) -> str:
-    """One chunk's line: progress, returns over seeds, win rate, speed, ETA and ``extras``."""
+                  extras: dict, label: str | None = None) -> str:
+    """One chunk's line: progress, returns over seeds, win rate, speed, ETA and
+    ``extras``; ``label`` (a sweep's value) follows the progress."""
     steps = np.mean([r["env_steps"] for r in records])
     ret = np.array([r["test_return"] for r in records])
     # null when the chunk ran no training episode: a rollout of the chunk
@@ -18,7 +19,8 @@ def progress_line(total_timesteps: int, has_win: bool, records: list[dict], eta_
     train = [r["train_return"] for r in records if r["train_return"] is not None]
     train_text = f"{np.mean(train):8.3f}" if train else f"{'n/a':>8}"
     line = (f"[{100 * min(steps / total_timesteps, 1):5.1f}%] env_steps {int(steps):>10,}"
-            f" | train_return {train_text} | test_return {ret.mean():8.3f} ± {ret.std():.3f}")
+            + (f" | {label}" if label else "")
+            + f" | train_return {train_text} | test_return {ret.mean():8.3f} ± {ret.std():.3f}")
     if has_win:
         win = np.array([r["test_win_rate"] for r in records])
         line += f" | win {win.mean():.3f}"
@@ -42,9 +44,10 @@ def seed_table(rows: list[dict], columns: list[tuple[str, str, int, int]], total
     return lines
 
 
-def print_summary(has_win: bool, final: list[dict], seconds: float) -> None:
-    """The end of a run: each seed's final greedy evaluation and their mean."""
-    print(f"\ndone in {seconds:.1f}s. final greedy evaluation per seed:")
+def print_summary(has_win: bool, final: list[dict], seconds: float, label: str | None = None) -> None:
+    """The end of a run (or of a sweep's value ``label``): each seed's final
+    greedy evaluation and their mean."""
+    print(f"\ndone in {seconds:.1f}s. final greedy evaluation per seed" + (f" of {label}:" if label else ":"))
     columns = [("test_return", "test_return", 12, 3)] + ([("win_rate", "test_win_rate", 9, 3)] if has_win else [])
     ret = np.array([r["test_return"] for r in final])
     for line in seed_table(final, columns, "mean", f"   (± {ret.std():.3f} over {len(final)} seed(s))"):

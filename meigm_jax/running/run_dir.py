@@ -5,6 +5,12 @@
     RUN/checkpoints/    orbax checkpoints of the whole training state
     RUN/table1.md       the matrix game's end-of-run report (that env only)
 
+A sweep (``sweep.<key>=[...]``) keeps its config and its checkpoints (all
+values, one state) in RUN, and each value as an ordinary run without
+checkpoints of its own in ``RUN/<key>=<value>/`` (``sweep_members``):
+``config.json`` is the config of the value's lone run, ``metrics.jsonl``
+its seeds' records (``checkpoint_source`` finds its parameters in RUN).
+
 Writing (``write_config``, ``MetricsWriter``), reading (``read_config``,
 ``read_records``, ``evaluations``, ``group_by_seed``) and the checks that guard a run against
 being overwritten or resumed as another experiment (``check_new``,
@@ -19,9 +25,10 @@ import math
 import tempfile
 from pathlib import Path
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
-from meigm_jax.config import RESUMABLE, defaults_dict, keys_with
+from meigm_jax.config import RESUMABLE, TrainConfig, defaults_dict, from_dict, keys_with
+from meigm_jax.config.sweep import is_sweep, point_config, point_name, points
 from meigm_jax.errors import ConfigError, RunDirError
 
 CONFIG = "config.json"
@@ -42,6 +49,47 @@ def metrics_path(run_dir: Path) -> Path:
 
 def checkpoints_dir(run_dir: Path) -> Path:
     return Path(run_dir) / CHECKPOINTS
+
+
+class Member(NamedTuple):
+    """What a run directory holds for one value of a sweep (a run alone: its one member)."""
+
+    name: str | None  # the value's directory name in the sweep's; None: the run alone
+    config: TrainConfig  # the config of the value's lone run
+    run_dir: Path
+
+
+def sweep_members(cfg: TrainConfig, run_dir: Path) -> list[Member]:
+    """The members of the run ``cfg`` trains in ``run_dir``, in the program's order of runs."""
+    run_dir = Path(run_dir)
+    if not is_sweep(cfg):
+        return [Member(None, cfg, run_dir)]
+    return [Member(point_name(p), point_config(cfg, p), run_dir / point_name(p)) for p in points(cfg)]
+
+
+class CheckpointSource(NamedTuple):
+    directory: Path  # the checkpoints holding the run's state
+    rows: slice | None  # the run's rows of the saved state; None: all of them
+    saved_runs: int | None  # rows of the saved state (a sweep's runs); None: the run's seeds
+
+
+def checkpoint_source(run_dir: Path) -> CheckpointSource:
+    """Where a run's parameters are saved: its own checkpoints, or, for a
+    value of a sweep, the sweep's checkpoints and that value's rows."""
+    run_dir = Path(run_dir)
+    parent = run_dir.parent
+    if not checkpoints_dir(run_dir).exists() and has_config(parent):
+        try:
+            cfg = from_dict(read_config(parent))
+        except ConfigError:
+            cfg = None
+        if cfg is not None and is_sweep(cfg):
+            names = [member.name for member in sweep_members(cfg, parent)]
+            if run_dir.name in names:
+                first = names.index(run_dir.name) * cfg.num_seeds
+                return CheckpointSource(checkpoints_dir(parent), slice(first, first + cfg.num_seeds),
+                                        len(names) * cfg.num_seeds)
+    return CheckpointSource(checkpoints_dir(run_dir), None, None)
 
 
 def has_run(run_dir: Path) -> bool:

@@ -9,6 +9,7 @@ into its line and exit code.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -32,12 +33,13 @@ from meigm_jax.running.wandb_log import WandbLogger
 
 def metric_records(cfg: TrainConfig, spec, metrics, seconds: float, wall: float,
                    prev_steps, extras: dict | None = None) -> list[dict]:
-    """One JSON-ready dict per seed from a chunk's ``ChunkMetrics`` (leading seed axis)."""
+    """One JSON-ready dict per run from a chunk's ``ChunkMetrics`` (leading
+    axis of runs: seeds, value after value in a sweep)."""
     omitted = (() if spec.has_win else WIN_METRICS) + (() if spec.has_shaped_reward else SHAPED_METRICS)
     arrays = {name: np.asarray(value) for name, value in metrics._asdict().items() if name not in omitted}
     records = []
     for i in range(len(arrays["env_steps"])):
-        rec = {"seed": cfg.seed, "seed_index": i}
+        rec = {"seed": cfg.seed, "seed_index": i % cfg.num_seeds}
         rec.update((name, json_value(values[i])) for name, values in arrays.items())
         if spec.record_extras is not None:
             rec.update(spec.record_extras(rec))
@@ -54,10 +56,13 @@ def run(cfg: TrainConfig, run_dir: Path, env=None, program: RunProgram | None = 
     The one run loop, whatever steps the envs (``program.RunProgram``): it
     writes ``config.json``, ``metrics.jsonl`` and, every ``checkpoint.every``
     updates and at the end, an orbax checkpoint of the whole state;
-    ``resume=true`` continues from the newest one. ``program`` is the one
+    ``resume=true`` continues from the newest one. A sweep writes its
+    config and checkpoints there and each value as a run of its own in a
+    directory inside (``run_dir.sweep_members``). ``program`` is the one
     ``prepare(cfg, env)`` made, where the caller ran the pre-flight already;
     otherwise it runs here (``env`` defaults to the registry's
-    ``cfg.env.name``). Returns every metrics record.
+    ``cfg.env.name``). Returns every metrics record (a sweep's: every value's,
+    chunk by chunk).
 
     Raises ConfigError on bad input (nothing of the run is touched when it
     is found before training), NonFiniteLoss when a seed's loss stops being
@@ -70,11 +75,13 @@ def run(cfg: TrainConfig, run_dir: Path, env=None, program: RunProgram | None = 
     run_dir = Path(run_dir)
     main_process = jax.process_index() == 0
     ckpt_dir = run_dirs.checkpoints_dir(run_dir)
+    members = run_dirs.sweep_members(cfg, run_dir)
     cached = compile_cache.counts()
     if cfg.resume:
         run_dirs.check_resumable(to_dict(cfg), run_dir)
     else:
-        run_dirs.check_new(run_dir, "resume=true continues it, or choose another hydra.run.dir")
+        for directory in dict.fromkeys([run_dir, *(m.run_dir for m in members)]):
+            run_dirs.check_new(directory, "resume=true continues it, or choose another hydra.run.dir")
     if cfg.wandb.mode == "online" and main_process:
         _check_wandb_login()  # before compiling, not after
 
@@ -86,7 +93,7 @@ def run(cfg: TrainConfig, run_dir: Path, env=None, program: RunProgram | None = 
         for note in program.notes:
             print(note, flush=True)
         state = program.state
-        first_chunk, all_records = 0, []
+        first_chunk, records_of = 0, [[] for _ in members]
         if cfg.resume:
             try:
                 restored, meta = restore_latest(ckpt_dir, state)
@@ -95,34 +102,49 @@ def run(cfg: TrainConfig, run_dir: Path, env=None, program: RunProgram | None = 
             state = program.place(restored)
             first_chunk = int(meta["chunk"])
             # Chunks logged after the checkpoint are run again: drop their lines.
-            all_records = run_dirs.read_records(run_dir, required=False)[:int(meta["metrics_lines"])]
+            records_of = [run_dirs.read_records(m.run_dir, required=False)[:int(meta["metrics_lines"])]
+                          for m in members]
             print(f"resumed from {ckpt_dir} at chunk {first_chunk} "
                   f"({int(meta['env_steps']):,} env steps of seed 0)", flush=True)
         elif main_process:
             run_dirs.write_config(run_dir, to_dict(cfg))
+            for member in members:
+                if member.name is not None:
+                    run_dirs.write_config(member.run_dir, to_dict(member.config))
         print(f"compiled in {time.time() - start:.1f}s ({compile_cache.describe(compile_cache.counts().since(cached))}); "
               f"training {program.num_chunks - first_chunk} "
               f"chunk(s) of {cfg.test_interval:,} env steps", flush=True)
-        state = _train_chunks(cfg, program, state, run_dir, first_chunk, all_records, start, main_process)
-        final = all_records[-cfg.num_seeds:]
+        state = _train_chunks(cfg, program, state, run_dir, members, first_chunk, records_of, start,
+                              main_process)
 
-    console.print_summary(spec.has_win, final, time.time() - start)
+    seconds, seeds = time.time() - start, cfg.num_seeds
+    for member, records in zip(members, records_of):
+        console.print_summary(spec.has_win, records[-seeds:], seconds, member.name)
     if spec.end_report is not None:
         params = to_host(state.params)  # every process: a gather when there are several
         if main_process:
-            _write_end_report(spec.end_report, program.trainer, params, run_dir)
-    return all_records
+            for v, member in enumerate(members):
+                rows = jax.tree.map(lambda x: x[v * seeds:(v + 1) * seeds], params)
+                _write_end_report(spec.end_report, program.trainer, rows, member.run_dir)
+    # Chunk by chunk, value after value: the order of the program's runs.
+    return [rec for chunk in zip(*[_chunks(r, seeds) for r in records_of]) for block in chunk for rec in block]
 
 
-def _train_chunks(cfg: TrainConfig, program, state, run_dir: Path, first_chunk: int,
-                  all_records: list[dict], start: float, main_process: bool):
+def _chunks(records: list[dict], seeds: int) -> list[list[dict]]:
+    return [records[i:i + seeds] for i in range(0, len(records), seeds)]
+
+
+def _train_chunks(cfg: TrainConfig, program, state, run_dir: Path, members: list, first_chunk: int,
+                  records_of: list[list[dict]], start: float, main_process: bool):
     """The chunks from ``first_chunk`` on: metrics, W&B, checkpoints, the
-    non-finite stop and progress. ``all_records`` grows by every record."""
-    spec, ckpt_dir = program.spec, run_dirs.checkpoints_dir(run_dir)
-    logger = _wandb_logger(cfg, run_dir) if main_process else None
+    non-finite stop and progress. ``records_of`` (one list per member) grows
+    by every record."""
+    spec, ckpt_dir, seeds = program.spec, run_dirs.checkpoints_dir(run_dir), cfg.num_seeds
+    loggers = [_wandb_logger(m) for m in members] if main_process else []
     checkpointer = Checkpointer(ckpt_dir, cfg.checkpoint.keep) if main_process else None
-    prev_steps = [r["env_steps"] for r in all_records[-cfg.num_seeds:]] or [0] * cfg.num_seeds
-    saved_updates = max([r["updates"] for r in all_records[-cfg.num_seeds:]], default=0)
+    last = [rec for records in records_of for rec in records[-seeds:]]
+    prev_steps = [r["env_steps"] for r in last] or [0] * seeds * len(members)
+    saved_updates = max([r["updates"] for r in last], default=0)
     saved_chunk = first_chunk
     train_start = time.time()
 
@@ -131,12 +153,15 @@ def _train_chunks(cfg: TrainConfig, program, state, run_dir: Path, first_chunk: 
         if checkpointer is None:
             return
         checkpointer.save(chunk_done, host_state, {
-            "chunk": chunk_done, "metrics_lines": len(all_records),
+            # Lines of each member's metrics.jsonl (every member has as many).
+            "chunk": chunk_done, "metrics_lines": len(records_of[0]),
             "env_steps": int(np.ravel(host_state.counters.env_steps)[0]), "config": to_dict(cfg), **meta})
 
     try:
-        with run_dirs.MetricsWriter(run_dir, keep=all_records if cfg.resume else None,
-                                    active=main_process) as sink:
+        with contextlib.ExitStack() as open_sinks:
+            sinks = [open_sinks.enter_context(run_dirs.MetricsWriter(
+                m.run_dir, keep=records if cfg.resume else None, active=main_process))
+                for m, records in zip(members, records_of)]
             for index in range(first_chunk, program.num_chunks):
                 t0 = time.time()
                 try:
@@ -159,24 +184,28 @@ def _train_chunks(cfg: TrainConfig, program, state, run_dir: Path, first_chunk: 
                 extras = program.record_extras()
                 records = metric_records(cfg, spec, metrics, seconds, time.time() - start, prev_steps, extras)
                 prev_steps = [r["env_steps"] for r in records]
-                sink.write(records)
-                all_records.extend(records)
-                if logger is not None:
-                    logger.log(records)
-                _stop_on_non_finite(metrics, saved_chunk, ckpt_dir)
+                blocks = _chunks(records, seeds)
+                for v, block in enumerate(blocks):
+                    sinks[v].write(block)
+                    records_of[v].extend(block)
+                    if loggers:
+                        loggers[v].log(block)
+                _stop_on_non_finite(metrics, seeds, members, saved_chunk, ckpt_dir)
                 updates = max(r["updates"] for r in records)
                 if cfg.checkpoint.every and updates - saved_updates >= cfg.checkpoint.every:
                     save(index + 1, state)
                     saved_updates, saved_chunk = updates, index + 1
                 elapsed = time.time() - train_start
                 eta = elapsed / (index + 1 - first_chunk) * (program.num_chunks - index - 1)
-                print(console.progress_line(cfg.total_timesteps, spec.has_win, records, eta, extras), flush=True)
+                for member, block in zip(members, blocks):
+                    print(console.progress_line(cfg.total_timesteps, spec.has_win, block, eta, extras,
+                                                member.name), flush=True)
         if saved_chunk < program.num_chunks:
             save(program.num_chunks, state)
     finally:
         if checkpointer is not None:
             checkpointer.close()  # waits for a save in flight
-        if logger is not None:
+        for logger in loggers:
             logger.finish()
     return state
 
@@ -198,21 +227,26 @@ def _check_wandb_login() -> None:
         raise ConfigError(str(exc)) from exc
 
 
-def _wandb_logger(cfg: TrainConfig, run_dir: Path) -> WandbLogger:
+def _wandb_logger(member) -> WandbLogger:
+    """A member's W&B runs, one per seed; a sweep's values each form their own group."""
+    cfg = member.config
+    group = cfg.wandb.group and (f"{cfg.wandb.group}/{member.name}" if member.name else cfg.wandb.group)
     try:
-        return WandbLogger(to_dict(cfg), run_dir, cfg.num_seeds, cfg.wandb.mode, cfg.wandb.project,
-                           cfg.wandb.entity, cfg.wandb.group, cfg.wandb.tags)
+        return WandbLogger(to_dict(cfg), member.run_dir, cfg.num_seeds, cfg.wandb.mode, cfg.wandb.project,
+                           cfg.wandb.entity, group, cfg.wandb.tags, label=member.name)
     except WandbError as exc:
         raise ConfigError(str(exc)) from exc
 
 
-def _stop_on_non_finite(metrics, saved_chunk: int, ckpt_dir: Path) -> None:
+def _stop_on_non_finite(metrics, seeds: int, members: list, saved_chunk: int, ckpt_dir: Path) -> None:
     """A seed whose loss stopped being finite ends the run (NonFiniteLoss);
     checkpoints stay as they are."""
     bad = np.asarray(metrics.first_nonfinite_update)
     if np.any(bad >= 0):
-        seed = int(np.argmax(bad >= 0))
+        run = int(np.argmax(bad >= 0))
+        name = members[run // seeds].name
+        where = f"seed_index {run % seeds}" + (f" of {name}" if name else "")
         kept = f"the last good checkpoint is chunk {saved_chunk} in {ckpt_dir}" if saved_chunk else \
             "no checkpoint was saved yet"
-        raise NonFiniteLoss(f"error: non-finite loss in seed_index {seed} at update {int(bad[seed])}; "
+        raise NonFiniteLoss(f"error: non-finite loss in {where} at update {int(bad[run])}; "
                             f"run stopped, {kept}")

@@ -74,7 +74,7 @@ class WandbLogger:
     """One W&B run per seed; ``log`` takes the records of one evaluation."""
 
     def __init__(self, config: dict, run_dir: Path, num_seeds: int, mode: str, project: str,
-                 entity: str | None, group: str | None, tags: tuple[str, ...]):
+                 entity: str | None, group: str | None, tags: tuple[str, ...], label: str | None = None):
         if mode not in WANDB_MODES:
             raise WandbError(f"wandb.mode={mode!r} is not one of {', '.join(WANDB_MODES)}")
         self.mode = mode
@@ -104,7 +104,7 @@ class WandbLogger:
                 # run continues the same W&B runs instead of starting new ones.
                 run = wandb.init(
                     mode=mode, project=project, entity=entity, group=self.group,
-                    job_type="train", tags=list(tags), name=f"{alg}-{env}-seed{base_seed + i}",
+                    job_type="train", tags=list(tags), name=f"{alg}-{env}-{label + '-' if label else ''}seed{base_seed + i}",
                     config=run_config, dir=str(self.run_dir), reinit="create_new",
                     id=run_id(self.run_dir, i), resume="allow", settings=settings)
                 self.runs.append(run)

@@ -20,14 +20,15 @@ def test_seeds_in_turn_compute_what_vmapped_seeds_compute():
     """A chunk of one seed, run over a block of seeds one after another, is
     the vmapped chunk: the same states and metrics, seed by seed."""
 
-    def chunk(state, index):
+    def chunk(state, values, index):
         x, count = state
-        y = jnp.tanh(x * (index + 1.0)) + count
+        y = jnp.tanh(x * (index + 1.0) * values["scale"]) + count
         return (y, count + 1), {"mean": y.mean(), "index": index}
 
     block = (jnp.arange(12.0).reshape(4, 3) / 7.0, jnp.arange(4))
-    vmapped = jax.vmap(chunk, in_axes=(0, None))(block, jnp.int32(2))
-    in_turn = jax.jit(seeds_in_turn(chunk))(block, jnp.int32(2))
+    values = {"scale": jnp.array([0.5, 1.0, 2.0, 3.0])}  # each run's own value of a swept key
+    vmapped = jax.vmap(chunk, in_axes=(0, 0, None))(block, values, jnp.int32(2))
+    in_turn = jax.jit(seeds_in_turn(chunk))(block, values, jnp.int32(2))
     for a, b in zip(jax.tree.leaves(vmapped), jax.tree.leaves(in_turn)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
 

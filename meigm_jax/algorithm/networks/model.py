@@ -41,7 +41,10 @@ def build_networks(cfg: TrainConfig, spec: EnvSpec) -> Networks:
     )
 
 
-def init_params(nets: Networks, cfg: TrainConfig, spec: EnvSpec, key: jax.Array) -> Params:
+def init_params(nets: Networks, cfg: TrainConfig, spec: EnvSpec, key: jax.Array,
+                alpha_at_start: float | jax.Array | None = None) -> Params:
+    """Fresh parameters; the temperature starts at ``alpha_at_start`` (default: the config's)."""
+    alpha_at_start = cfg.alpha_at_start if alpha_at_start is None else alpha_at_start
     n, k = spec.num_agents, spec.num_actions
     k_agent, k_mixer, k_transform = jax.random.split(key, 3)
     obs = jnp.zeros((1, n) + tuple(spec.obs_shape), spec.obs_dtype)
@@ -55,7 +58,7 @@ def init_params(nets: Networks, cfg: TrainConfig, spec: EnvSpec, key: jax.Array)
         transform=nets.transform.init(k_transform, jnp.zeros((1, n, k)), state),
         # One temperature, or one per agent (target_entropy_scope=per_agent).
         log_alpha=jnp.full(() if cfg.target_entropy_scope == "joint" else (n,),
-                           jnp.log(jnp.asarray(cfg.alpha_at_start, jnp.float32))),
+                           jnp.log(jnp.asarray(alpha_at_start, jnp.float32))),
     )
 
 

@@ -17,8 +17,9 @@ from meigm_jax.programs.jax_trainer import make_train
 
 BASE = ["+env=matrix_game", "num_seeds=2", "total_timesteps=1200", "test_interval=200", "hidden_dim=16",
         "mixer_embed=8", "hypernet_embed=16", "wandb.mode=disabled", "checkpoint.every=1", "checkpoint.keep=3"]
-# Two keys, product: lr=0.002 with each alpha_lr.
-SWEEP = [*BASE, "sweep.alpha_lr=[0.03,0.3]", "sweep.lr=[0.002]"]
+# Two keys, product: lr=0.002 with each alpha_lr; the runs take turns (the
+# lone run's seeds are vmapped: both loops compute the same numbers).
+SWEEP = [*BASE, "sweep.alpha_lr=[0.03,0.3]", "sweep.lr=[0.002]", "seed_loop=sequential"]
 VALUES = ["lr=0.002,alpha_lr=0.03", "lr=0.002,alpha_lr=0.3"]
 TIMING = ("sps", "wall_s")
 
@@ -52,7 +53,7 @@ def test_each_value_is_an_ordinary_run_directory(swept):
 
 def test_a_value_in_a_sweep_trains_as_its_lone_run(swept, tmp_path):
     lone_dir = tmp_path / "lone"
-    run(load([*BASE, "lr=0.002", "alpha_lr=0.3"]), lone_dir)
+    run(load([*BASE, "lr=0.002", "alpha_lr=0.3", "seed_loop=sequential"]), lone_dir)
     assert json.loads((lone_dir / "config.json").read_text()) == json.loads(
         (swept / VALUES[1] / "config.json").read_text())
     lone, inside = _metrics(lone_dir), _metrics(swept / VALUES[1])

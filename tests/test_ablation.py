@@ -65,9 +65,13 @@ def test_ablation_table_on_the_matrix_game(tmp_path):
 
 
 @pytest.mark.parametrize("args", [["preset=huge"], ["alg=qmix"], ["opt.layers=3"],
-                                  ["from_runs=true"], ["from_runs=maybe"]])
+                                  ["from_runs=true"], ["from_runs=maybe"], ["sweep.lr=[0.001,0.002]"]])
 def test_ablation_bad_input(args, capsys, tmp_path):
     with pytest.raises(SystemExit) as exc:
         main(args + [f"out={tmp_path}"])
     assert exc.value.code == 2
-    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    if args[0].startswith("sweep."):
+        assert "sweep is not allowed in a line-up" in err[0]
+    assert not any(tmp_path.iterdir())

@@ -35,6 +35,7 @@ from meigm_jax.reporting import marl_eval
 from meigm_jax.reporting import stats
 from meigm_jax.running import run_dir as run_dirs
 from meigm_jax.config import TrainConfig, to_dict
+from meigm_jax.config.sweep import is_sweep
 from meigm_jax.errors import RUN_ERRORS, ConfigError, DistributedError, RunDirError, report
 from meigm_jax.running.run_dir import evaluations
 
@@ -119,6 +120,9 @@ def tabulate(argv: list[str], build: Callable, stem: str, markdown: Callable) ->
     ``stem_marl_eval.json``. Raises ConfigError on bad input, before any cell
     trains, and what a cell's run raises (``errors.RUN_ERRORS``)."""
     options, cells = build(argv)
+    if any(is_sweep(cell.config) for cell in cells):
+        raise ConfigError("config error: sweep is not allowed in a line-up (each cell is one run); allowed: "
+                          "none; sweep a cell's settings with python -m meigm_jax.train sweep.<key>=[...]")
     envs = {cell.config.env.name for cell in cells}
     name = f"{stem}/{envs.pop()}" if len(envs) == 1 else stem
     out = options.out or Path("outputs") / name / time.strftime("%Y%m%d-%H%M%S")

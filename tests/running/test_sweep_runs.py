@@ -95,3 +95,22 @@ def test_evaluate_reads_a_value_of_a_sweep(swept, capsys):
         # The one-step game is deterministic under a greedy policy: the
         # value's own last evaluation.
         assert row["env_steps"] == rec["env_steps"] and row["return"] == pytest.approx(rec["test_return"])
+
+
+def test_each_value_logs_its_own_wandb_group(monkeypatch, tmp_path):
+    from meigm_jax.running import run_loop
+    from meigm_jax.running.run_dir import sweep_members
+    from meigm_jax.running.wandb_log import default_group
+
+    made = []
+    monkeypatch.setattr(run_loop, "WandbLogger", lambda config, run_dir, seeds, mode, project, entity, group,
+                        tags, label: made.append((config, run_dir, seeds, group, label)))
+    for given in (None, "alpha"):
+        made.clear()
+        cfg = load([*SWEEP, *([f"wandb.group={given}"] if given else [])])
+        for member in sweep_members(cfg, tmp_path / "run"):
+            run_loop._wandb_logger(member)
+        assert [label for *_, label in made] == VALUES and all(seeds == 2 for _, _, seeds, _, _ in made)
+        assert [config["alpha_lr"] for config, *_ in made] == [0.03, 0.3]
+        groups = [group or default_group(run_dir) for _, run_dir, _, group, _ in made]
+        assert groups == ([f"run/{v}" for v in VALUES] if given is None else [f"alpha/{v}" for v in VALUES])

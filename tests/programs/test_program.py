@@ -12,7 +12,9 @@ import pytest
 from meigm_jax.config.compose import load
 from meigm_jax.envs import make_env
 from meigm_jax.errors import ConfigError
-from meigm_jax.programs.program import JaxProgram, seeds_in_turn
+from meigm_jax.config.schema import swept_keys
+from meigm_jax.programs.jax_trainer import make_train
+from meigm_jax.programs.program import JaxProgram, per_run, run_keys, run_values, seeds_in_turn
 from meigm_jax.running.prepare import prepare
 
 
@@ -47,3 +49,27 @@ def test_prepare_refuses_a_replay_that_does_not_fit_before_compiling():
     with pytest.raises(ConfigError) as err:
         prepare(cfg)
     assert "buffer_size=5000000 does not fit" in str(err.value) and "\n" not in str(err.value)
+
+
+# Every key a sweep may trace, in three sweeps (keys an algorithm never
+# reads, or that fixed_alpha sets aside, are refused in the same sweep).
+TRACED = {
+    "me_qmix": ["lr", "opt_lr", "alpha_lr", "init_alpha", "td_lambda", "gamma", "target_tau",
+                "env.target_entropy_coef", "env.target_entropy_start_coef"],
+    "me_vdn": ["fixed_alpha"],
+    "qmix": ["epsilon_start", "epsilon_finish"],
+}
+
+
+def test_every_swept_key_traces_through_init_and_a_chunk():
+    assert sorted(key for keys in TRACED.values() for key in keys) == sorted(swept_keys())
+    for alg, keys in TRACED.items():
+        values = {"target_tau": "[0.01,0.02]", "gamma": "[0.9,0.99]"}
+        cfg = load(["+env=matrix_game", f"alg={alg}", "num_seeds=2", "sweep.mode=zip", "hidden_dim=8",
+                    *[f"sweep.{key}={values.get(key, '[0.2,0.3]')}" for key in keys]])
+        trainer_of, swept = per_run(make_train(cfg)), run_values(cfg)
+        assert sorted(swept) == sorted(keys) and all(v.shape == (4,) for v in swept.values())
+        # Tracing (not compiling) both: a swept value used as a Python number would fail here.
+        state = jax.eval_shape(jax.vmap(lambda key, v: trainer_of(v).init(key)), run_keys(cfg), swept)
+        _, metrics = jax.eval_shape(jax.vmap(lambda s, v: trainer_of(v).chunk(s, 0)), state, swept)
+        assert metrics.test_return.shape == (4,)

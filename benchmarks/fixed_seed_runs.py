@@ -1,7 +1,7 @@
 """Fixed-seed runs whose metrics must not change when the code is only reorganised.
 
     python benchmarks/fixed_seed_runs.py --out DIR [--only NAME ...]   # train them into DIR/<name>
-    python benchmarks/fixed_seed_runs.py --compare DIR_A DIR_B          # compare two such sets
+    python benchmarks/fixed_seed_runs.py --compare DIR_A DIR_B [--ignore PREFIX ...]  # compare two sets
 
 The runs: the default job (ME-QMIX on the matrix game), smax_5v5 with
 ME-QMIX and with QMIX at small sizes, Overcooked's ``preset=cpu`` to 40k env
@@ -9,6 +9,9 @@ steps, and the SMACv2 host loop on its SMAX adapter (one worker, so its
 episodes arrive in a fixed order). ``--compare`` prints, per run, whether
 every ``metrics.jsonl`` record is equal apart from the timing fields, and
 the first difference where one is not; it exits 1 if any run differs.
+``--ignore`` leaves out the fields whose names start with a prefix as well
+(``--ignore test_ misalignment_`` compares training alone, for a change that
+draws other evaluation episodes).
 Train the sets from two checkouts (``PYTHONPATH=CHECKOUT``) and compare.
 """
 
@@ -70,19 +73,20 @@ def train(out: Path, names: list[str]) -> None:
         subprocess.run(cmd, check=True)
 
 
-def records(run_dir: Path) -> list[dict]:
+def records(run_dir: Path, ignore: tuple[str, ...] = ()) -> list[dict]:
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
-    return [{k: v for k, v in json.loads(line).items() if k not in TIMING} for line in lines]
+    return [{k: v for k, v in json.loads(line).items() if k not in TIMING and not k.startswith(ignore)}
+            for line in lines]
 
 
-def compare(a: Path, b: Path) -> bool:
+def compare(a: Path, b: Path, ignore: tuple[str, ...] = ()) -> bool:
     same = True
     for name in [*RUNS, "host_loop"]:
         if not (a / name / "metrics.jsonl").is_file() or not (b / name / "metrics.jsonl").is_file():
             print(f"{name}: missing in one of the sets")
             same = False
             continue
-        left, right = records(a / name), records(b / name)
+        left, right = records(a / name, ignore), records(b / name, ignore)
         diff = next(((i, k) for i, (x, y) in enumerate(zip(left, right)) for k in sorted(set(x) | set(y))
                      if x.get(k) != y.get(k)), None)
         if len(left) != len(right):
@@ -93,7 +97,8 @@ def compare(a: Path, b: Path) -> bool:
             print(f"{name}: record {i} differs first at {k}: {left[i].get(k)!r} against {right[i].get(k)!r}")
             same = False
         else:
-            print(f"{name}: identical ({len(left)} records, timing fields {sorted(TIMING)} left out)")
+            left_out = sorted(TIMING) + [f"{prefix}*" for prefix in ignore]
+            print(f"{name}: identical ({len(left)} records, {', '.join(left_out)} left out)")
     return same
 
 
@@ -102,9 +107,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     parser.add_argument("--only", nargs="+", choices=[*RUNS, "host_loop"])
     parser.add_argument("--compare", nargs=2, type=Path, metavar=("DIR_A", "DIR_B"))
+    parser.add_argument("--ignore", nargs="+", default=[], metavar="PREFIX",
+                        help="with --compare: also leave out the fields starting with these")
     args = parser.parse_args()
     if args.compare:
-        sys.exit(0 if compare(*args.compare) else 1)
+        sys.exit(0 if compare(*args.compare, tuple(args.ignore)) else 1)
     if args.out is None:
         parser.error("--out DIR or --compare DIR_A DIR_B")
     train(args.out, args.only or [*RUNS, "host_loop"])

@@ -42,3 +42,51 @@ def test_gap_is_positive_for_an_unconstrained_mlp():
     gap = np.asarray(gap)
     assert np.all(gap >= -1e-4)  # IGM: nothing beats the greedy joint action
     assert np.mean(gap > 1e-3) > 0.2
+
+
+def _matrix_game():
+    """ME-QMIX's networks on the matrix game (one-step episodes)."""
+    from meigm_jax.envs import make_env
+
+    cfg = small_config(alg=dict(name="me_qmix"))
+    env = make_env("matrix_game")
+    nets = build_networks(cfg, env.spec)
+    return cfg, env, nets, init_params(nets, cfg, env.spec, jax.random.PRNGKey(0))
+
+
+def test_live_envs_counts_only_the_first_envs_episodes():
+    from meigm_jax.algorithm.rollout import make_act, rollout
+
+    cfg, env, nets, params = _matrix_game()
+    act = make_act(nets, params, "soft")
+    key = jax.random.PRNGKey(3)
+    run = jax.jit(lambda live: rollout(env, act, cfg.hidden_dim, 8, key, record=True, live_envs=live))
+    full, part = run(8), run(3)
+    assert float(part.stats.episodes) == 3.0 and float(full.stats.episodes) == 8.0
+    filled = np.asarray(part.episodes.filled)
+    assert filled[:3].all() and not filled[3:].any()  # the others are padding, never stepped
+    assert float(part.stats.length_sum) == 3.0  # one-step episodes
+    # The live envs' episodes are the full rollout's first three.
+    np.testing.assert_array_equal(np.asarray(part.episodes.actions[:3]), np.asarray(full.episodes.actions[:3]))
+    # Diagnostics are summed over the live envs' steps only.
+    assert 0 < float(part.diagnostics_sum.entropy) < float(full.diagnostics_sum.entropy)
+
+
+@pytest.mark.parametrize("greedy", [False, True])
+def test_a_traced_flag_picks_the_training_or_the_greedy_policy(greedy):
+    from meigm_jax.algorithm.rollout import make_act
+
+    cfg, env, nets, params = _matrix_game()
+    key = jax.random.PRNGKey(5)
+    _, observation = jax.vmap(env.reset)(jax.random.split(key, 16))
+    hidden = jnp.zeros((16, env.spec.num_agents, cfg.hidden_dim))
+    last = jnp.zeros((16, env.spec.num_agents, env.spec.num_actions))
+    chosen = jax.jit(lambda flag: make_act(nets, params, "soft", diagnose=True, greedy_when=flag)(
+        key, hidden, observation, last))(jnp.asarray(greedy))
+    fixed = make_act(nets, params, "greedy" if greedy else "soft", diagnose=True)(key, hidden, observation, last)
+    for a, b in zip(jax.tree.leaves(chosen), jax.tree.leaves(fixed)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-6)
+    if greedy:  # the gaps are measured greedily only; the soft policy has entropy
+        assert float(chosen[2].entropy.sum()) == 0.0
+    else:
+        assert float(chosen[2].entropy.sum()) > 0.0 and float(jnp.abs(chosen[2].gap_expected).sum()) == 0.0

@@ -43,3 +43,50 @@ def test_train_is_a_pure_function_of_its_key_and_chunks_compute_the_same():
         np.testing.assert_allclose(stepped(name)[:, 0], np.asarray(getattr(first, name))[:, 0], rtol=1e-4,
                                    atol=1e-5, err_msg=name)
     assert np.all(np.asarray(first.env_steps)[:, -1] >= 1200)
+
+
+def test_evaluation_shares_the_training_loop_and_leaves_training_alone(monkeypatch):
+    """``test_episodes`` greedy episodes per chunk, in rollouts of ``num_envs``
+    envs (here 2: one, or three with one live env in the last), through the
+    training loop's rollout; how many there are changes nothing in training."""
+    import meigm_jax.programs.jax_trainer as jax_trainer
+
+    real = jax_trainer.make_learner
+
+    def reporting_counts(cfg, spec, hyper=None):
+        learner = real(cfg, spec, hyper)
+
+        def metrics(state, totals, evaluation):
+            # The evaluation's episode count and step count in place of its return and length.
+            return learner.chunk_metrics(state, totals, evaluation)._replace(
+                test_return=evaluation.stats.episodes, test_length=evaluation.stats.length_sum)
+
+        return learner._replace(chunk_metrics=metrics)
+
+    monkeypatch.setattr(jax_trainer, "make_learner", reporting_counts)
+    runs = {}
+    for episodes in (1, 5):
+        cfg = load(["+env=matrix_game", "alg=me_qmix", "num_seeds=2", "num_envs=2", "total_timesteps=48",
+                    "test_interval=24", "batch_size=4", "buffer_size=16", f"test_episodes={episodes}",
+                    "hidden_dim=16", "mixer_embed=8", "hypernet_embed=16"])
+        trainer = make_train(cfg)
+        program = compile_program(trainer)
+        state, chunks = program.state, []
+        for index in range(trainer.num_chunks):
+            state, metrics = program.chunk(state, np.int32(index))
+            chunks.append(jax.tree.map(np.asarray, metrics))
+        runs[episodes] = jax.tree.map(np.asarray, state), chunks
+        for metrics in chunks:
+            np.testing.assert_array_equal(metrics.test_return, episodes)
+            np.testing.assert_array_equal(metrics.test_length, episodes)  # one-step episodes: none extra
+            assert np.all(np.isfinite(metrics.misalignment_gap_expected))
+        # The misalignment diagnostics are measured on the greedy episodes.
+        assert np.max([metrics.misalignment_gap_expected for metrics in chunks]) > 1e-5
+    (state_1, chunks_1), (state_5, chunks_5) = runs[1], runs[5]
+    assert len(chunks_1) == 2
+    for a, b in zip(chunks_1, chunks_5):
+        for name in ("env_steps", "episodes", "updates", "train_return", "loss_q", "loss_opt", "loss_alpha",
+                     "q_tot", "alpha", "policy_entropy"):
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    for a, b in zip(jax.tree.leaves(state_1), jax.tree.leaves(state_5)):
+        np.testing.assert_array_equal(a, b)  # params, replay, counters and key

@@ -63,7 +63,7 @@ def misalignment_gaps(nets: Networks, params: Params, q: jax.Array, logits: jax.
 
 
 def make_act(nets: Networks, params: Params, mode: str, epsilon: jax.Array | None = None,
-             diagnose: bool = False, greedy_when: jax.Array | None = None) -> ActFn:
+             diagnose: bool = False) -> ActFn:
     """The acting policy: ``soft`` (OPT logits / alpha), ``epsilon_greedy`` or ``greedy``.
 
     Greedy acting reads only each agent's own Q_i: no global state. Every
@@ -71,16 +71,10 @@ def make_act(nets: Networks, params: Params, mode: str, epsilon: jax.Array | Non
     argmax of the soft head's logits. With
     ``diagnose`` (soft algorithms only) greedy acting also measures the
     misalignment gaps, which need the state; the actions do not use it.
-
-    ``greedy_when`` (a traced bool []) makes one acting function of two: it
-    acts in ``mode`` where the flag is false and greedily (with ``diagnose``)
-    where it is true, chosen by ``lax.cond``, so that training and greedy
-    evaluation rollouts share one compiled env step
-    (``programs.jax_trainer``). Under a vmap that batches the flag, both are
-    computed and selected.
     """
 
-    def act_in(mode, key, q, observation: Observation):
+    def act(key, hidden, observation: Observation, last_onehot):
+        hidden, q = nets.agent.apply(params.agent, hidden, observation.obs, agent_extras(last_onehot))
         avail = observation.avail
         zeros = jnp.zeros(q.shape[:-2])
         gap_logits = gap_expected = zeros
@@ -99,17 +93,7 @@ def make_act(nets: Networks, params: Params, mode: str, epsilon: jax.Array | Non
             if diagnose:
                 logits = policy_logits(nets, params, q, observation.state)
                 gap_logits, gap_expected = misalignment_gaps(nets, params, q, logits, observation, key)
-        return actions, RolloutDiagnostics(entropy, gap_logits, gap_expected)
-
-    def act(key, hidden, observation: Observation, last_onehot):
-        hidden, q = nets.agent.apply(params.agent, hidden, observation.obs, agent_extras(last_onehot))
-        if greedy_when is None:
-            actions, diagnostics = act_in(mode, key, q, observation)
-        else:
-            actions, diagnostics = jax.lax.cond(
-                greedy_when, lambda *args: act_in("greedy", *args), lambda *args: act_in(mode, *args),
-                key, q, observation)
-        return hidden, actions, diagnostics
+        return hidden, actions, RolloutDiagnostics(entropy, gap_logits, gap_expected)
 
     return act
 
@@ -144,16 +128,10 @@ class RolloutResult(NamedTuple):
 
 def rollout(env: MarlEnv, act: ActFn, hidden_dim: int, num_envs: int, key: jax.Array,
             record: bool, bootstrap_timeout: bool = False,
-            shaping_weight: jax.Array | float = 0.0, trace: bool = False,
-            live_envs: jax.Array | int | None = None) -> RolloutResult:
+            shaping_weight: jax.Array | float = 0.0, trace: bool = False) -> RolloutResult:
     """``num_envs`` episodes. Agents learn from ``reward + shaping_weight *
     shaped_reward``; ``stats`` keeps the true and the (unweighted) shaped
-    returns apart.
-
-    ``live_envs`` (default: all; may be traced): only the first
-    ``live_envs`` envs run an episode. The others are never alive, so they
-    add nothing to ``stats`` or the diagnostics, do not keep the loop
-    running, and are recorded as padding (``filled`` false)."""
+    returns apart."""
     spec = env.spec
     n, k, T = spec.num_agents, spec.num_actions, spec.episode_limit
     key, reset_key = jax.random.split(key)
@@ -162,8 +140,7 @@ def rollout(env: MarlEnv, act: ActFn, hidden_dim: int, num_envs: int, key: jax.A
         env_state=env_state, observation=observation,
         hidden=jnp.zeros((num_envs, n, hidden_dim), jnp.float32),
         last_onehot=jnp.zeros((num_envs, n, k), jnp.float32),
-        alive=(jnp.ones((num_envs,), bool) if live_envs is None else jnp.arange(num_envs) < live_envs),
-        totals=zero_totals(num_envs, jnp),
+        alive=jnp.ones((num_envs,), bool), totals=zero_totals(num_envs, jnp),
         diagnostics_sum=jnp.zeros((num_envs, len(RolloutDiagnostics._fields)), jnp.float32), key=key,
     )
 
@@ -214,8 +191,6 @@ def rollout(env: MarlEnv, act: ActFn, hidden_dim: int, num_envs: int, key: jax.A
     t_end, final, (recorded, traced) = jax.lax.while_loop(
         running, body, (jnp.zeros((), jnp.int32), carry, buffers))
     stats = rollout_stats(final.totals, jnp)
-    if live_envs is not None:
-        stats = stats._replace(episodes=jnp.asarray(live_envs, jnp.float32))
     episodes = None
     if record:
         seen, actions, reward, terminal, filled = recorded

@@ -152,10 +152,9 @@ def _version(package: str) -> str:
         return "absent"
 
 
-def program_key(name: str, config: dict, args: tuple, options: dict | None = None) -> str:
+def program_key(name: str, config: dict, args: tuple) -> str:
     """What an executable is stored under: a digest of everything it is
-    compiled from (see the module docstring); ``options`` are the compiler
-    options it is compiled with (``compiled``)."""
+    compiled from (see the module docstring)."""
     def signature(x):
         return [list(x.shape), str(x.dtype), str(getattr(x, "sharding", None))]
 
@@ -167,7 +166,6 @@ def program_key(name: str, config: dict, args: tuple, options: dict | None = Non
         "versions": [jax.__version__, _version("jaxlib"), _version("jaxmarl"), sys.version],
         "backend": [device.platform, device.device_kind, device.client.platform_version, jax.device_count()],
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
-        "compiler_options": options or {},
         "x64": bool(jax.config.jax_enable_x64),
         "tree": str(jax.tree.structure(args)),
         "args": jax.tree.leaves(jax.tree.map(signature, args), is_leaf=lambda x: isinstance(x, list)),
@@ -176,15 +174,13 @@ def program_key(name: str, config: dict, args: tuple, options: dict | None = Non
     return f"{name}-{hashlib.sha256(text.encode()).hexdigest()[:32]}"
 
 
-def compiled(jitted: Callable, args: tuple, key: str | None, options: dict | None = None) -> Any:
-    """``jitted.lower(*args).compile(options)``, or the executable stored
-    under ``key`` in the cache's ``executables`` directory, stored there on
-    its first compile. ``key`` None, or the cache off: compiled as usual.
-    ``options`` (XLA compiler options) must be in ``key``
-    (``program_key``'s ``options``)."""
+def compiled(jitted: Callable, args: tuple, key: str | None) -> Any:
+    """``jitted.lower(*args).compile()``, or the executable stored under
+    ``key`` in the cache's ``executables`` directory, stored there on its
+    first compile. ``key`` None, or the cache off: compiled as usual."""
     root = _enabled[0] if _enabled else None
     if key is None or root is None:
-        return jitted.lower(*args).compile(options)
+        return jitted.lower(*args).compile()
     path = root / "executables" / f"{key}.pkl"
     if path.exists():
         try:
@@ -198,7 +194,7 @@ def compiled(jitted: Callable, args: tuple, key: str | None, options: dict | Non
                 _counts[event] += 1
             return program
     hits = _counts[_HIT]
-    program = jitted.lower(*args).compile(options)
+    program = jitted.lower(*args).compile()
     if _counts[_HIT] > hits:
         # JAX's cache supplied it: on CPU an executable loaded from there
         # serializes without some of its kernels, and a later process that

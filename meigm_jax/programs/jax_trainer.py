@@ -26,7 +26,7 @@ import jax.numpy as jnp
 
 from meigm_jax.algorithm.hyper import Hyperparameters
 from meigm_jax.algorithm.learner import ChunkTotals, Learner, make_learner
-from meigm_jax.algorithm.rollout import RolloutDiagnostics, RolloutResult, make_act, rollout
+from meigm_jax.algorithm.rollout import make_act, rollout
 from meigm_jax.algorithm.seeds import any_seed
 from meigm_jax.config import TrainConfig
 from meigm_jax.envs import make_env
@@ -59,33 +59,14 @@ def make_train(cfg: TrainConfig, env: MarlEnv | None = None, hyper: Hyperparamet
     learner = make_learner(cfg, env.spec, hyper)
     nets, epsilon, learn_from = learner.nets, learner.epsilon, learner.learn_from
 
-    # The chunk's greedy evaluation: test_episodes episodes in rollouts of
-    # num_envs envs, the last one running only the envs still owed.
-    eval_rollouts = -(-cfg.test_episodes // cfg.num_envs)
-
-    def rollout_and_learn(state: TrainState, totals: ChunkTotals, test: RolloutResult, evals: jax.Array,
-                          active: jax.Array, training: jax.Array):
-        """One rollout of the JAX envs: a training rollout and its gradient
-        steps, or (``training`` false) the chunk's next greedy evaluation
-        rollout, added to ``test``. One call site, so the program holds one
-        rollout and XLA compiles the env step once."""
+    def rollout_and_learn(state: TrainState, totals: ChunkTotals, active: jax.Array):
+        """One rollout of the JAX envs and its gradient steps."""
         key, rollout_key, learn_key = jax.random.split(state.key, 3)
-        # Evaluation keys come from the key the training rollouts leave,
-        # which learn_from keeps while no seed is active; the chunk splits it
-        # the same way once the loop ends.
-        eval_key = jax.random.fold_in(jax.random.split(state.key)[1], evals)
-        act = make_act(nets, state.params, learner.acting_mode, epsilon(state), diagnose=cfg.is_soft,
-                       greedy_when=~training)
-        live = jnp.where(training, cfg.num_envs,
-                         jnp.minimum(cfg.num_envs, cfg.test_episodes - evals * cfg.num_envs))
-        result = rollout(env, act, cfg.hidden_dim, cfg.num_envs, jnp.where(training, rollout_key, eval_key),
-                         record=True, bootstrap_timeout=cfg.env.bootstrap_timeout,
-                         shaping_weight=learner.shaping_weight(state), live_envs=live)
-        state, totals = learn_from(state, totals, result, cfg.num_envs, key, learn_key, active)
-        add = lambda new, old: jax.tree.map(lambda a, b: jnp.where(training, b, a + b), new, old)
-        test = test._replace(stats=add(result.stats, test.stats),
-                             diagnostics_sum=add(result.diagnostics_sum, test.diagnostics_sum))
-        return state, totals, test, evals + (~training).astype(evals.dtype)
+        act = make_act(nets, state.params, learner.acting_mode, epsilon(state))
+        result = rollout(env, act, cfg.hidden_dim, cfg.num_envs, rollout_key, record=True,
+                         bootstrap_timeout=cfg.env.bootstrap_timeout,
+                         shaping_weight=learner.shaping_weight(state))
+        return learn_from(state, totals, result, cfg.num_envs, key, learn_key, active)
 
     def evaluate(params, key):
         """Greedy decentralised episodes; soft algorithms also measure the misalignment gaps."""
@@ -98,21 +79,16 @@ def make_train(cfg: TrainConfig, env: MarlEnv | None = None, hyper: Hyperparamet
         # take (seeds.any_seed over the named seed vmap), so its condition
         # is one value and vmap adds no select over the whole carry, which
         # would copy every seed's replay at every rollout; seeds that are
-        # done sit the remaining rollouts out unchanged. Then the same loop
-        # runs the greedy evaluation rollouts with the chunk's final params.
+        # done sit the remaining rollouts out unchanged.
         active = lambda state: state.counters.env_steps < until
-        training = lambda state: any_seed(active(state))
-        zero = lambda tree: jax.tree.map(jnp.zeros_like, tree)
-        no_test = RolloutResult(episodes=None, stats=zero(learner.zero_totals().rollouts),
-                                diagnostics_sum=RolloutDiagnostics(*([jnp.zeros(())] * 3)))
-        state, totals, test, _ = jax.lax.while_loop(
-            lambda carry: training(carry[0]) | (carry[3] < eval_rollouts),
-            lambda carry: rollout_and_learn(*carry, active(carry[0]), training(carry[0])),
-            (state, learner.zero_totals(), no_test, jnp.zeros((), jnp.int32)),
+        state, totals = jax.lax.while_loop(
+            lambda carry: any_seed(active(carry[0])),
+            lambda carry: rollout_and_learn(*carry, active(carry[0])),
+            (state, learner.zero_totals()),
         )
-        key, _ = jax.random.split(state.key)
+        key, eval_key = jax.random.split(state.key)
         state = state._replace(key=key)
-        return state, learner.chunk_metrics(state, totals, test)
+        return state, learner.chunk_metrics(state, totals, evaluate(state.params, eval_key))
 
     def train(key: jax.Array):
         state = learner.init(key)

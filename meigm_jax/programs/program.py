@@ -80,17 +80,6 @@ class RunProgram(Protocol):
     def __exit__(self, *exc_info) -> None: ...
 
 
-def compiler_options(devices: list) -> dict:
-    """XLA options the run's programs are compiled with.
-
-    On CPU, LLVM optimises the generated code at level 2 instead of XLA's
-    default 3: the smax_5v5 chunk compiles in about 30% less CPU time, with
-    the same numbers (level 1 saves less; benchmarks/RESULTS.md, "Cold and
-    warm start"). Other backends keep their defaults.
-    """
-    return {"xla_backend_optimization_level": 2} if devices[0].platform == "cpu" else {}
-
-
 class SeedProgram(NamedTuple):
     mesh: Mesh
     state: object  # TrainState of all seeds, seed axis sharded over the mesh
@@ -180,12 +169,10 @@ def compile_program(trainer: Trainer, devices: list | None = None,
                               (P(DEVICE_AXIS), P(DEVICE_AXIS)), P(DEVICE_AXIS)))
     config = to_dict(cfg) if storable and jax.process_count() == 1 else None
 
-    options = compiler_options(list(mesh.devices.flat))
-
     def key(name: str, args: tuple) -> str | None:
-        return None if config is None else compile_cache.program_key(name, config, args, options)
+        return None if config is None else compile_cache.program_key(name, config, args)
 
-    state = compile_cache.compiled(init, (keys, values), key("init", (keys, values)), options)(keys, values)
+    state = compile_cache.compiled(init, (keys, values), key("init", (keys, values)))(keys, values)
     run_chunk = lambda state, v, index: trainer_of(v).chunk(state, index)
     if cfg.seed_loop == "sequential":
         block_chunk = seeds_in_turn(run_chunk)
@@ -194,8 +181,7 @@ def compile_program(trainer: Trainer, devices: list | None = None,
     chunk = jax.jit(on_devices(block_chunk, mesh, (P(DEVICE_AXIS), P(DEVICE_AXIS), P()),
                                (P(DEVICE_AXIS), P(DEVICE_AXIS))), donate_argnums=0)
     index = jax.ShapeDtypeStruct((), np.int32)
-    compiled_chunk = compile_cache.compiled(chunk, (state, values, index), key("chunk", (state, values, index)),
-                                            options)
+    compiled_chunk = compile_cache.compiled(chunk, (state, values, index), key("chunk", (state, values, index)))
     return SeedProgram(mesh=mesh, state=state, chunk=lambda state, index: compiled_chunk(state, values, index))
 
 

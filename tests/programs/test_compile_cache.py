@@ -232,24 +232,3 @@ def test_the_key_follows_what_the_program_is_built_from():
     # How a run is logged, resumed or cached does not enter its programs.
     outside = {**config, "wandb": {"mode": "disabled"}, "resume": True, "compile_cache": None}
     assert compile_cache.program_key("chunk", outside, (x,)) == key
-
-
-@pytest.mark.parametrize("cache_on", [False, True])
-def test_compiler_options_reach_the_compiler_and_the_key(cache_on, monkeypatch, tmp_path):
-    monkeypatch.setattr(compile_cache, "_enabled", [tmp_path if cache_on else None])
-    x = jnp.arange(3.0)
-    with pytest.raises(Exception, match="xla_no_such_option"):
-        compile_cache.compiled(jax.jit(lambda v: v + 1), (x,), "opt-k", {"xla_no_such_option": 1})
-    key = lambda options: compile_cache.program_key("p", {}, (x,), options)
-    assert key(None) == key({}) != key({"xla_backend_optimization_level": 1})
-
-
-def test_run_programs_compile_at_llvm_level_2_on_cpu_only():
-    from meigm_jax.programs.program import compiler_options
-
-    assert compiler_options(jax.devices("cpu")) == {"xla_backend_optimization_level": 2}
-
-    class Accelerator:
-        platform = "gpu"
-
-    assert compiler_options([Accelerator()]) == {}

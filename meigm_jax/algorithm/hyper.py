@@ -13,7 +13,7 @@ from typing import Mapping, NamedTuple
 
 import jax
 
-from meigm_jax.config.schema import TrainConfig, swept_keys
+from meigm_jax.config.schema import TrainConfig, key_value, swept_keys
 
 Number = float | jax.Array
 
@@ -44,11 +44,6 @@ def _field(dotted: str) -> str:
 
 def hyperparameters(cfg: TrainConfig, traced: Mapping[str, jax.Array] | None = None) -> Hyperparameters:
     """The config's values, with ``traced`` (dotted key -> array) in place of the swept ones."""
-    values = {}
-    for dotted in swept_keys():
-        tree = cfg
-        for part in dotted.split("."):
-            tree = getattr(tree, part)
-        values[_field(dotted)] = tree
+    values = {_field(dotted): key_value(cfg, dotted) for dotted in swept_keys()}
     values.update({_field(key): value for key, value in (traced or {}).items()})
     return Hyperparameters(**values)

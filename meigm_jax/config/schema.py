@@ -323,6 +323,13 @@ def swept_keys() -> tuple[str, ...]:
     return tuple(walk(SweepConfig, ""))
 
 
+def key_value(tree: Any, dotted: str) -> Any:
+    """``tree``'s value at a dotted key (``env.target_entropy_coef``)."""
+    for part in dotted.split("."):
+        tree = getattr(tree, part)
+    return tree
+
+
 def keys_with(role: str) -> tuple[str, ...]:
     """The top-level keys that play ``role``, in the schema's order."""
     return tuple(f.name for f in dataclasses.fields(TrainConfig) if role in f.metadata.get("roles", ()))

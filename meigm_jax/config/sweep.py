@@ -17,16 +17,10 @@ import dataclasses
 import itertools
 from typing import Any, Callable
 
-from meigm_jax.config.schema import SWEEP_MODES, SweepConfig, TrainConfig, swept_keys
+from meigm_jax.config.schema import SWEEP_MODES, SweepConfig, TrainConfig, key_value, swept_keys
 from meigm_jax.errors import ConfigError
 
 Point = dict[str, float]  # dotted key -> value
-
-
-def _get(tree: Any, dotted: str) -> Any:
-    for part in dotted.split("."):
-        tree = getattr(tree, part)
-    return tree
 
 
 def _set(tree: Any, dotted: str, value: Any) -> Any:
@@ -36,7 +30,7 @@ def _set(tree: Any, dotted: str, value: Any) -> Any:
 
 def swept(cfg: TrainConfig) -> dict[str, tuple[float, ...]]:
     """The swept keys and their values, in the schema's order."""
-    return {key: _get(cfg.sweep, key) for key in swept_keys() if _get(cfg.sweep, key) is not None}
+    return {key: key_value(cfg.sweep, key) for key in swept_keys() if key_value(cfg.sweep, key) is not None}
 
 
 def points(cfg: TrainConfig) -> list[Point]:

@@ -57,14 +57,17 @@ class Member(NamedTuple):
     name: str | None  # the value's directory name in the sweep's; None: the run alone
     config: TrainConfig  # the config of the value's lone run
     run_dir: Path
+    rows: slice  # the value's runs (its seeds) among the program's runs
 
 
 def sweep_members(cfg: TrainConfig, run_dir: Path) -> list[Member]:
     """The members of the run ``cfg`` trains in ``run_dir``, in the program's order of runs."""
     run_dir = Path(run_dir)
+    seeds = cfg.num_seeds
     if not is_sweep(cfg):
-        return [Member(None, cfg, run_dir)]
-    return [Member(point_name(p), point_config(cfg, p), run_dir / point_name(p)) for p in points(cfg)]
+        return [Member(None, cfg, run_dir, slice(0, seeds))]
+    return [Member(point_name(p), point_config(cfg, p), run_dir / point_name(p),
+                   slice(v * seeds, (v + 1) * seeds)) for v, p in enumerate(points(cfg))]
 
 
 class CheckpointSource(NamedTuple):
@@ -84,11 +87,10 @@ def checkpoint_source(run_dir: Path) -> CheckpointSource:
         except ConfigError:
             cfg = None
         if cfg is not None and is_sweep(cfg):
-            names = [member.name for member in sweep_members(cfg, parent)]
-            if run_dir.name in names:
-                first = names.index(run_dir.name) * cfg.num_seeds
-                return CheckpointSource(checkpoints_dir(parent), slice(first, first + cfg.num_seeds),
-                                        len(names) * cfg.num_seeds)
+            members = sweep_members(cfg, parent)
+            for member in members:
+                if member.name == run_dir.name:
+                    return CheckpointSource(checkpoints_dir(parent), member.rows, len(members) * cfg.num_seeds)
     return CheckpointSource(checkpoints_dir(run_dir), None, None)
 
 

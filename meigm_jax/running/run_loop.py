@@ -123,8 +123,8 @@ def run(cfg: TrainConfig, run_dir: Path, env=None, program: RunProgram | None = 
     if spec.end_report is not None:
         params = to_host(state.params)  # every process: a gather when there are several
         if main_process:
-            for v, member in enumerate(members):
-                rows = jax.tree.map(lambda x: x[v * seeds:(v + 1) * seeds], params)
+            for member in members:
+                rows = jax.tree.map(lambda x: x[member.rows], params)
                 _write_end_report(spec.end_report, program.trainer, rows, member.run_dir)
     # Chunk by chunk, value after value: the order of the program's runs.
     return [rec for chunk in zip(*[_chunks(r, seeds) for r in records_of]) for block in chunk for rec in block]
@@ -184,7 +184,7 @@ def _train_chunks(cfg: TrainConfig, program, state, run_dir: Path, members: list
                 extras = program.record_extras()
                 records = metric_records(cfg, spec, metrics, seconds, time.time() - start, prev_steps, extras)
                 prev_steps = [r["env_steps"] for r in records]
-                blocks = _chunks(records, seeds)
+                blocks = [records[member.rows] for member in members]
                 for v, block in enumerate(blocks):
                     sinks[v].write(block)
                     records_of[v].extend(block)

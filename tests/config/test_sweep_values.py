@@ -31,6 +31,24 @@ def test_a_value_is_the_config_of_its_lone_run():
     assert to_dict(point_config(swept, second)) == to_dict(lone)
 
 
+def test_each_value_owns_its_seeds_rows_of_the_programs_runs(tmp_path):
+    import numpy as np
+
+    from meigm_jax.programs.program import run_values
+    from meigm_jax.running.run_dir import sweep_members
+
+    cfg = from_dict({"num_seeds": 3, "sweep": {"alpha_lr": [0.03, 0.3], "lr": [1e-3, 5e-4]}})
+    members = sweep_members(cfg, tmp_path)
+    covered = np.concatenate([np.arange(run_count(cfg))[m.rows] for m in members])
+    assert covered.tolist() == list(range(run_count(cfg)))  # in order, each run once
+    values = run_values(cfg)
+    for member in members:  # a value's rows carry that value's numbers
+        assert np.allclose(values["alpha_lr"][member.rows], member.config.alpha_lr)
+        assert np.allclose(values["lr"][member.rows], member.config.lr)
+    lone = sweep_members(from_dict({"num_seeds": 2}), tmp_path)
+    assert len(lone) == 1 and lone[0].rows == slice(0, 2) and lone[0].run_dir == tmp_path
+
+
 def test_the_learner_reads_every_swept_key_from_its_hyperparameters():
     assert Hyperparameters._fields == tuple(key.rsplit(".", 1)[-1] for key in swept_keys())
     cfg = from_dict({"lr": 0.002, "env": {"target_entropy_coef": 0.4}})

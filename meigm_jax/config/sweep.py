@@ -30,7 +30,7 @@ def _set(tree: Any, dotted: str, value: Any) -> Any:
 
 def swept(cfg: TrainConfig) -> dict[str, tuple[float, ...]]:
     """The swept keys and their values, in the schema's order."""
-    return {key: key_value(cfg.sweep, key) for key in swept_keys() if key_value(cfg.sweep, key) is not None}
+    return {key: values for key in swept_keys() if (values := key_value(cfg.sweep, key)) is not None}
 
 
 def points(cfg: TrainConfig) -> list[Point]:

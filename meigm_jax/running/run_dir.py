@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple, TextIO
 
 from meigm_jax.config import RESUMABLE, TrainConfig, defaults_dict, from_dict, keys_with
-from meigm_jax.config.sweep import is_sweep, point_config, point_name, points
+from meigm_jax.config.sweep import is_sweep, point_config, point_name, points, run_count
 from meigm_jax.errors import ConfigError, RunDirError
 
 CONFIG = "config.json"
@@ -87,10 +87,9 @@ def checkpoint_source(run_dir: Path) -> CheckpointSource:
         except ConfigError:
             cfg = None
         if cfg is not None and is_sweep(cfg):
-            members = sweep_members(cfg, parent)
-            for member in members:
+            for member in sweep_members(cfg, parent):
                 if member.name == run_dir.name:
-                    return CheckpointSource(checkpoints_dir(parent), member.rows, len(members) * cfg.num_seeds)
+                    return CheckpointSource(checkpoints_dir(parent), member.rows, run_count(cfg))
     return CheckpointSource(checkpoints_dir(run_dir), None, None)
 
 

@@ -3,6 +3,7 @@ and the keys the learner traces."""
 
 import dataclasses
 
+import numpy as np
 import pytest
 
 from meigm_jax.algorithm.hyper import Hyperparameters, hyperparameters
@@ -10,6 +11,8 @@ from meigm_jax.config import from_dict, to_dict
 from meigm_jax.config.compose import load
 from meigm_jax.config.schema import swept_keys
 from meigm_jax.config.sweep import point_config, point_name, points, run_count
+from meigm_jax.programs.program import run_values
+from meigm_jax.running.run_dir import sweep_members
 
 
 def test_product_and_zip_list_the_values_in_order():
@@ -32,11 +35,6 @@ def test_a_value_is_the_config_of_its_lone_run():
 
 
 def test_each_value_owns_its_seeds_rows_of_the_programs_runs(tmp_path):
-    import numpy as np
-
-    from meigm_jax.programs.program import run_values
-    from meigm_jax.running.run_dir import sweep_members
-
     cfg = from_dict({"num_seeds": 3, "sweep": {"alpha_lr": [0.03, 0.3], "lr": [1e-3, 5e-4]}})
     members = sweep_members(cfg, tmp_path)
     covered = np.concatenate([np.arange(run_count(cfg))[m.rows] for m in members])

@@ -20,7 +20,9 @@ cell: final soups and the area under the soups curve (a seed's mean soups
 over all its evaluations: higher means sooner), greedy and of the training
 episodes (soft or epsilon-greedy), each as IQM [95% CI] over seeds; the env
 steps at which the mean over seeds first reaches 1 and 5 soups; the lowest
-seed's final soups. All runs also go to marl-eval's raw-data JSON
+seed's final soups; the minutes the cell's training command ran (from the
+run loop's start, compile included, to its last record; summed over the
+processes of a resumed cell, whose lost work is then not counted). All runs also go to marl-eval's raw-data JSON
 (``overcooked_marl_eval.json``).
 """
 
@@ -80,6 +82,14 @@ def first_reaching(mean: np.ndarray, steps: np.ndarray, level: float) -> str:
     return f"{int(steps[hit[0]]):,}" if len(hit) else "not reached"
 
 
+def wall_minutes(run_dir: Path) -> tuple[float, int]:
+    """(minutes the cell's training processes ran, how many processes): a
+    resumed run's ``wall_s`` starts again from 0 in each process."""
+    walls = [r["wall_s"] for r in group_by_seed(read_records(run_dir))[0]]
+    ends = [a for a, b in zip(walls, walls[1:]) if b < a] + walls[-1:]
+    return sum(ends) / 60, len(ends)
+
+
 def summary(run_dir: Path) -> dict:
     soups, steps = curves(run_dir)
     train_soups, _ = curves(run_dir, TRAIN_SOUPS)
@@ -89,6 +99,8 @@ def summary(run_dir: Path) -> dict:
         row[name] = stats.iqm_ci(scores)
     for level in LEVELS:
         row[f"reach_{level:g}"] = first_reaching(soups.mean(0), steps, level)
+    minutes, processes = wall_minutes(run_dir)
+    row["wall"] = f"{minutes:.1f}" + (f" ({processes} processes)" if processes > 1 else "")
     return row
 
 
@@ -120,13 +132,15 @@ def main() -> None:
              f"(AUC: a seed's mean over its evaluations); greedy test episodes, and the training "
              f"episodes (soft or epsilon-greedy) beside them; {machine()}", "",
              "| layout | alg | seeds | env steps | final soups | AUC soups | training final | training AUC | "
-             "lowest seed final | " + " | ".join(f"env steps to {level:g} soups" for level in LEVELS) + " |",
-             "|---|---|---|---|---|---|---|---|---|" + "---|" * len(LEVELS)]
+             "lowest seed final | " + " | ".join(f"env steps to {level:g} soups" for level in LEVELS) +
+             " | wall (min) |",
+             "|---|---|---|---|---|---|---|---|---|" + "---|" * (len(LEVELS) + 1)]
     for (layout, alg), run_dir in cells.items():
         row = summary(run_dir)
         lines.append(f"| {layout} | {alg} | {row['seeds']} | {row['env_steps']:,} | {ci_text(row['final'])} | "
                      f"{ci_text(row['auc'])} | {ci_text(row['train_final'])} | {ci_text(row['train_auc'])} | "
-                     f"{row['worst_final']:.2f} | " + " | ".join(row[f"reach_{level:g}"] for level in LEVELS) + " |")
+                     f"{row['worst_final']:.2f} | " + " | ".join(row[f"reach_{level:g}"] for level in LEVELS) +
+                     f" | {row['wall']} |")
     for layout in args.layouts:
         figure, _ = build_figure([cells[(layout, alg)] for alg in args.algs], metric=SOUPS)
         figure.savefig(args.out / f"overcooked_{layout}.png")

@@ -22,8 +22,8 @@ episodes (soft or epsilon-greedy), each as IQM [95% CI] over seeds; the env
 steps at which the mean over seeds first reaches 1 and 5 soups; the lowest
 seed's final soups; the minutes the cell's training command ran (from the
 run loop's start, compile included, to its last record; summed over the
-processes of a resumed cell, whose lost work is then not counted). All runs also go to marl-eval's raw-data JSON
-(``overcooked_marl_eval.json``).
+processes of a resumed cell, whose lost work is then not counted). All runs
+also go to marl-eval's raw-data JSON (``overcooked_marl_eval.json``).
 """
 
 from __future__ import annotations

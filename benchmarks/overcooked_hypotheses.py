@@ -47,6 +47,7 @@ ROWS = {
                   ["target_entropy_scope=per_agent"]),
     "alpha_bounds": ("me_qmix", "alpha kept in [0.01, 0.1]", ["alpha_min=0.01", "alpha_max=0.1"]),
     "gru_windows": ("me_qmix", "a GRU agent on the same windows (reads the previous action)", ["agent.kind=rnn"]),
+    "me_qplex": ("me_qplex", "ME-QPLEX: the Overcooked CPU preset", []),
     "qmix": ("qmix", "QMIX: the Overcooked CPU preset", []),
     "qmix_bootstrap": ("qmix", "QMIX, time-outs bootstrap", ["env.bootstrap_timeout=true"]),
 }

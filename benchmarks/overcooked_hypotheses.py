@@ -1,4 +1,4 @@
-"""Why ME-QMIX trails QMIX on Overcooked: each open choice changed alone, on both layouts.
+"""Why the soft learners trail their baselines on Overcooked: each open choice changed alone.
 
     python benchmarks/overcooked_hypotheses.py [--seeds 3] [--steps 400000] \
         [--layouts cramped_room asymm_advantages] [--only NAME ...] [--soft-eval 32] \

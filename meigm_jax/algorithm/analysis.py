@@ -8,7 +8,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from meigm_jax.algorithm.networks.model import Networks, mix, policy_logits
+from meigm_jax.algorithm.networks.model import Networks, fold_state_layers, mix, policy_logits
 from meigm_jax.algorithm.networks.agent import agent_extras
 from meigm_jax.algorithm.policy import greedy, soft_policy, temperature
 from meigm_jax.types import Observation, Params
@@ -26,6 +26,7 @@ def first_step_joint_values(nets: Networks, params: Params, observation: Observa
                             soft: bool) -> JointValues:
     """Enumerate all joint actions at an episode's first step (small n and k only)."""
     n, k = observation.avail.shape
+    params = fold_state_layers(nets, params)  # the observed state is in the env's basis
     hidden = jnp.zeros((n, nets.agent.hidden_dim), jnp.float32)
     extras = agent_extras(jnp.zeros((n, k), jnp.float32))
     _, q = nets.agent.apply(params.agent, hidden, observation.obs, extras)

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from meigm_jax.envs.base import MarlEnv
-from meigm_jax.algorithm.networks.model import Networks, mix, policy_logits
+from meigm_jax.algorithm.networks.model import Networks, fold_state_layers, mix, policy_logits
 from meigm_jax.algorithm.networks.agent import agent_extras
 from meigm_jax.algorithm.policy import epsilon_greedy, epsilon_greedy_probs, greedy, soft_policy, temperature
 from meigm_jax.algorithm.seeds import any_seed
@@ -72,6 +72,8 @@ def make_act(nets: Networks, params: Params, mode: str, epsilon: jax.Array | Non
     ``diagnose`` (soft algorithms only) greedy acting also measures the
     misalignment gaps, which need the state; the actions do not use it.
     """
+
+    params = fold_state_layers(nets, params)  # once per rollout: Observation.state is in the basis
 
     def act(key, hidden, observation: Observation, last_onehot):
         hidden, q = nets.agent.apply(params.agent, hidden, observation.obs, agent_extras(last_onehot))

@@ -19,7 +19,7 @@ from meigm_jax.algorithm.hyper import Hyperparameters, hyperparameters
 from meigm_jax.config.schema import TrainConfig
 from meigm_jax.envs.base import global_state
 from meigm_jax.algorithm.networks.agent import FeedForwardAgent, RNNAgent, agent_extras, previous_actions_onehot, unroll
-from meigm_jax.algorithm.networks.model import Networks, mix
+from meigm_jax.algorithm.networks.model import Networks, fold_state_layers, mix, transform_logits
 from meigm_jax.algorithm.networks.premix import premix_values
 from meigm_jax.algorithm.policy import SoftPolicy, greedy, soft_policy, take, temperature
 from meigm_jax.types import Episodes, Params, TargetParams
@@ -118,17 +118,18 @@ def make_targets(cfg: TrainConfig, nets: Networks, hyper: Hyperparameters | None
         mask = batch.filled
         next_filled = jnp.concatenate([mask[:, 1:], jnp.zeros_like(mask[:, :1])], axis=1)
         next_actions = jnp.concatenate([actions[:, 1:], jnp.zeros_like(actions[:, :1])], axis=1)
-        states = global_state(batch.obs, batch.state)  # [B, T+1, S]
+        states = global_state(batch.obs, batch.state, nets.state_basis)  # [B, T+1, S or Z]
         state_next = states[:, 1:]
+        params_in_basis, target_in_basis = fold_state_layers(nets, params), fold_state_layers(nets, target)
 
         # The online and target agents share one scan over the T+1 steps.
         q, q_target = episode_q_values(nets.agent, params.agent, batch, starts,
                                        frozen_params=target.agent)
-        q_tot = mix(nets.mixer, params.mixer, q[:, :T], actions, states[:, :T],
+        q_tot = mix(nets.mixer, params_in_basis.mixer, q[:, :T], actions, states[:, :T],
                     batch.avail[:, :T])
 
         def target_q_tot(next_joint_actions):
-            return mix(nets.mixer, target.mixer, q_target[:, 1:], next_joint_actions, state_next,
+            return mix(nets.mixer, target_in_basis.mixer, q_target[:, 1:], next_joint_actions, state_next,
                        batch.avail[:, 1:])
 
         logits = policy = None
@@ -137,8 +138,9 @@ def make_targets(cfg: TrainConfig, nets: Networks, hyper: Hyperparameters | None
             # One transform pass over all T+1 steps serves the targets (t+1,
             # no gradient) and the OPT loss (t, gradient to phi only): its
             # input, the pre-mixed values, is held fixed.
-            logits = nets.transform.apply(
-                params.transform, sg(premix_values(nets.mixer, params.mixer, q, states)), states)
+            logits = transform_logits(
+                nets, params_in_basis.transform,
+                sg(premix_values(nets.mixer, params_in_basis.mixer, q, states)), states)
             policy = soft_policy(sg(logits), batch.avail, alpha)
             pi_next = jax.tree.map(lambda x: x[:, 1:], policy)
             if noise is None:

@@ -4,7 +4,12 @@ Observations stay uint8 (H, W, 26) grids per agent: jaxmarl's
 ``observation_space`` reports (W, H, 26), so the shape is read off a real
 reset instead. The env has no world state; the mixer and the OPT see both
 agents' observations together (``global_state``), which the replay derives
-from the stored observations rather than storing twice.
+from the stored observations rather than storing twice. That state is
+redundant: each cook's grid is the other's with the two cooks' layers
+swapped, and most of its entries cannot change in a layout (the kitchen's
+fixed layers, the cooks' layers off the floor). The env hands the networks
+the entries of the first cook's grid that can (``StateBasis``), a sixth of
+the width, which they read exactly as the full state.
 """
 
 from __future__ import annotations
@@ -13,14 +18,70 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from meigm_jax.envs.base import EnvSpec
+from meigm_jax.envs.base import EnvSpec, StateBasis
 from meigm_jax.types import Observation, StepOutcome
 
 # Paper Section 6.2's five layouts; names mirror jaxmarl's overcooked_layouts.
 OVERCOOKED_LAYOUTS = ("cramped_room", "asymm_advantages", "coord_ring", "forced_coord",
                       "counter_circuit")
 SOUP_REWARD = 20.0  # jaxmarl's delivery reward: soups per episode = sparse return / 20
+
+# jaxmarl's grid layers (``Overcooked.get_obs``): 0-1 the seeing cook's and
+# the other cook's position, 2-5 and 6-9 their orientations; every later
+# layer is the same in both cooks' grids. 10 and 12-15 (pots, onion, tomato
+# and plate piles, delivery) are the layout's, 17, 19 and 24 (tomatoes) are
+# always empty. The counters' layer 11 is not fixed (an item put down on a
+# counter hides it) but is empty off the counters; the cooks' layers are
+# empty off the floor, the pot-only layers 16 and 20 off the pots, and the
+# urgency layer 25 is one number repeated over the grid.
+OTHER_COOKS_LAYER = (1, 0, 6, 7, 8, 9, 2, 3, 4, 5) + tuple(range(10, 26))
+FIXED_LAYERS = (10, 12, 13, 14, 15, 17, 19, 24)
+COOK_LAYERS = tuple(range(10))
+POT_LAYER, COUNTER_LAYER, POT_ONLY_LAYERS, URGENCY_LAYER = 10, 11, (16, 20), 25
+
+
+def overcooked_state_basis(first_grids: np.ndarray) -> StateBasis:
+    """The state's basis from the cooks' grids [n, H, W, C] at a reset (no item down yet).
+
+    z holds the first cook's grid where it can vary: the second cook's layer
+    c is the first cook's layer ``OTHER_COOKS_LAYER[c]``, and the layers
+    above are constant where they cannot change.
+    """
+    n, height, width, layers = first_grids.shape
+    grid = first_grids[0]
+    counter = grid[..., COUNTER_LAYER] > 0
+    floor = ~(grid[..., 10:16] > 0).any(-1)
+    pot = grid[..., POT_LAYER] > 0
+    flat_first = np.arange(height * width * layers).reshape(height, width, layers)
+    source = np.full((n, height, width, layers), -1, np.int64)
+    offset = np.zeros((n, height, width, layers), np.float32)
+    pick: list[int] = []
+    z_index: dict[tuple, int] = {}
+
+    def entry(h: int, w: int, c: int) -> int:
+        where = (0, 0, c) if c == URGENCY_LAYER else (h, w, c)
+        if where not in z_index:
+            z_index[where] = len(pick)
+            pick.append(int(flat_first[where]))
+        return z_index[where]
+
+    for agent in range(n):
+        for h in range(height):
+            for w in range(width):
+                for c in range(layers):
+                    seen = c if agent == 0 else OTHER_COOKS_LAYER[c]
+                    if seen in FIXED_LAYERS:
+                        offset[agent, h, w, c] = first_grids[agent, h, w, c]
+                    elif ((seen in COOK_LAYERS and not floor[h, w])
+                          or (seen in POT_ONLY_LAYERS and not pot[h, w])
+                          or (seen == COUNTER_LAYER and not counter[h, w])):
+                        continue  # always 0
+                    else:
+                        source[agent, h, w, c] = entry(h, w, seen)
+    return StateBasis(pick=tuple(pick), source=tuple(int(i) for i in source.reshape(-1)),
+                      offset=tuple(float(v) for v in offset.reshape(-1)))
 
 
 def soups_per_episode(record: dict) -> dict:
@@ -46,9 +107,10 @@ class OvercookedEnv:
             raise KeyError(f"unknown Overcooked layout {layout!r}; allowed: {', '.join(OVERCOOKED_LAYOUTS)}")
         self._env = jaxmarl.make("overcooked", layout=overcooked_layouts[layout], max_steps=max_steps)
         self._agents = tuple(self._env.agents)
-        probe_obs, _ = jax.eval_shape(self._env.reset, jax.random.PRNGKey(0))
-        obs_shape = tuple(probe_obs[self._agents[0]].shape)
+        first_obs, _ = jax.jit(self._env.reset)(jax.random.PRNGKey(0))
+        obs_shape = tuple(first_obs[self._agents[0]].shape)
         n = len(self._agents)
+        self._basis = overcooked_state_basis(np.stack([np.asarray(first_obs[a]) for a in self._agents]))
         self.spec = EnvSpec(
             name=name,
             num_agents=n,
@@ -62,6 +124,7 @@ class OvercookedEnv:
             has_shaped_reward=True,
             fixed_length=True,
             record_extras=soups_per_episode,
+            state_basis=self._basis,
         )
 
     def _observe(self, obs: dict) -> Observation:
@@ -71,7 +134,7 @@ class OvercookedEnv:
         # array: stacked under vmap, the grids get an agent-major layout whose
         # transposing copy to [E, state_dim] float32 made soft acting about
         # 10% slower at 16 envs on CPU. Same values as ``global_state``.
-        state = jnp.concatenate([g.reshape(-1) for g in grids]).astype(jnp.float32)
+        state = self._basis.compress(grids[0].reshape(-1)).astype(jnp.float32)
         return Observation(obs=jnp.stack(grids), state=state, avail=jnp.ones((n, k), bool))
 
     def reset(self, key: jax.Array):

@@ -63,6 +63,13 @@ def test_layout_rolls_out_with_uint8_grids_and_derived_state(layout):
     assert state.shape == (2, T + 1, spec.state_dim) and state.dtype == jnp.float32
     np.testing.assert_array_equal(np.asarray(state[0, 3, : h * w * 26]),
                                   np.asarray(ep.obs[0, 3, 0]).reshape(-1))
+    # The networks read it in the env's narrower basis: exactly the same
+    # numbers at every step of near-uniform play (items put down on
+    # counters, pots filled), a small fraction of the width.
+    basis = spec.state_basis
+    z = global_state(ep.obs, ep.state, basis)
+    assert z.shape == (2, T + 1, basis.compact_dim) and basis.compact_dim < spec.state_dim / 4
+    np.testing.assert_array_equal(np.asarray(basis.expand(z)), np.asarray(state))
     # Episodes only time out: all 400 steps are real and the last one ends it.
     assert np.all(np.asarray(ep.filled)) and np.all(np.asarray(ep.avail))
     assert np.all(np.asarray(ep.terminal[:, -1])) and not np.any(np.asarray(ep.terminal[:, :-1]))
@@ -75,7 +82,7 @@ def test_acting_state_is_the_state_the_learner_derives():
     stored observations: they must be the same numbers."""
     env = make_env("overcooked_cramped_room")
     _, observation = jax.vmap(env.reset)(jax.random.split(jax.random.PRNGKey(3), 2))
-    derived = global_state(observation.obs, jnp.zeros((2, 0)))
+    derived = global_state(observation.obs, jnp.zeros((2, 0)), env.spec.state_basis)
     assert observation.state.dtype == jnp.float32
     np.testing.assert_array_equal(np.asarray(observation.state), np.asarray(derived))
 

@@ -6,30 +6,43 @@ losses that train it are ``meigm_jax.algorithm.learner``'s.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from flax import traverse_util
 
 from meigm_jax.config.schema import TrainConfig
-from meigm_jax.envs.base import EnvSpec
+from meigm_jax.envs.base import EnvSpec, StateBasis
 from meigm_jax.algorithm.networks.agent import AGENTS, FeedForwardAgent, RNNAgent
 from meigm_jax.algorithm.networks.mixers import make_mixer
-from meigm_jax.algorithm.networks.opt import make_transform
+from meigm_jax.algorithm.networks.opt import MLPTransform, make_transform
 from meigm_jax.algorithm.networks.premix import make_premix, premix_values
 from meigm_jax.algorithm.policy import padded_rows_available, take
 from meigm_jax.types import Params
+
+
+class StateLayers(NamedTuple):
+    """The dense layers (flattened parameter paths) whose input starts with the state."""
+
+    mixer: frozenset
+    transform: frozenset
 
 
 class Networks(NamedTuple):
     agent: RNNAgent | FeedForwardAgent
     mixer: nn.Module
     transform: nn.Module
+    # Where the env gives the state in a narrower basis (EnvSpec.state_basis):
+    # the basis, and the layers that ``fold_state_layers`` rewrites for it.
+    state_basis: StateBasis | None = None
+    state_layers: StateLayers | None = None
 
 
 def build_networks(cfg: TrainConfig, spec: EnvSpec) -> Networks:
-    return Networks(
+    nets = Networks(
         agent=AGENTS[cfg.agent.kind](cfg.hidden_dim, spec.num_actions, cfg.agent.torso,
                                      cfg.agent.cnn_channels),
         mixer=make_premix(cfg.premix.kind,
@@ -39,6 +52,56 @@ def build_networks(cfg: TrainConfig, spec: EnvSpec) -> Networks:
         transform=make_transform(cfg.opt.kind, cfg.opt.layers, spec.num_agents, cfg.opt.embed_dim,
                                  cfg.opt.hypernet_embed, cfg.opt.min_slope),
     )
+    if spec.state_basis is None:
+        return nets
+    return nets._replace(state_basis=spec.state_basis, state_layers=state_reading_layers(nets, spec))
+
+
+def _init_mixer_transform(nets: Networks, spec: EnvSpec, state_width: int, key: jax.Array):
+    n, k = spec.num_agents, spec.num_actions
+    state = jnp.zeros((1, state_width), jnp.float32)
+    return (nets.mixer.init(key, jnp.zeros((1, n)), state, jnp.zeros((1, n)), jnp.zeros((1, n, k))),
+            nets.transform.init(key, jnp.zeros((1, n, k)), state))
+
+
+def state_reading_layers(nets: Networks, spec: EnvSpec) -> StateLayers:
+    """Which kernels read the state: those whose input grows with it (found from shapes alone).
+
+    Every such layer takes the state as its input's first S entries, except
+    the unconstrained MLP transform's, which is given the full state instead.
+    """
+    key = jax.random.PRNGKey(0)
+    shapes = [jax.eval_shape(functools.partial(_init_mixer_transform, nets, spec, width), key)
+              for width in (spec.state_dim, spec.state_dim + 1)]
+
+    def growing(tree, wider) -> frozenset:
+        flat, flat_wider = traverse_util.flatten_dict(tree), traverse_util.flatten_dict(wider)
+        return frozenset(path[:-1] for path, leaf in flat.items()
+                         if path[-1] == "kernel" and leaf.shape != flat_wider[path].shape)
+
+    mixer = growing(shapes[0][0], shapes[1][0])
+    transform = frozenset() if isinstance(nets.transform, MLPTransform) else growing(shapes[0][1], shapes[1][1])
+    return StateLayers(mixer=mixer, transform=transform)
+
+
+def _fold(basis: StateBasis, layers: frozenset, variables):
+    flat = dict(traverse_util.flatten_dict(variables))
+    for layer in layers:
+        flat[layer + ("kernel",)], flat[layer + ("bias",)] = basis.fold(flat[layer + ("kernel",)],
+                                                                        flat[layer + ("bias",)])
+    return traverse_util.unflatten_dict(flat)
+
+
+def fold_state_layers(nets: Networks, params):
+    """``params`` (a ``Params`` or ``TargetParams``) with every state layer rewritten for the
+    state's basis, so that the networks can be applied to z: the same function of the full
+    state, at a third of Overcooked's multiply-adds. Identity without a basis."""
+    if nets.state_basis is None:
+        return params
+    folded = {"mixer": _fold(nets.state_basis, nets.state_layers.mixer, params.mixer)}
+    if hasattr(params, "transform"):
+        folded["transform"] = _fold(nets.state_basis, nets.state_layers.transform, params.transform)
+    return params._replace(**folded)
 
 
 def init_params(nets: Networks, cfg: TrainConfig, spec: EnvSpec, key: jax.Array,
@@ -71,8 +134,15 @@ def mix(mixer: nn.Module, mixer_params, q: jax.Array, actions: jax.Array, state:
     return mixer.apply(mixer_params, take(q, actions), state, q_max, onehot)
 
 
+def transform_logits(nets: Networks, transform_params, values: jax.Array, state: jax.Array) -> jax.Array:
+    """The logit transform f_i(values_i; s) for values [..., n, k]."""
+    if nets.state_basis is not None and isinstance(nets.transform, MLPTransform):
+        state = nets.state_basis.expand(state)  # the MLP sees the state amid its other inputs
+    return nets.transform.apply(transform_params, values, state)
+
+
 def policy_logits(nets: Networks, params: Params, q: jax.Array, state: jax.Array) -> jax.Array:
     """The soft head's logits z_i = f_i(g_i(Q_i(.); s); s) for q [..., n, k]:
     the logit transform of the pre-mixed values (of Q_i without a pre-mix
     transform)."""
-    return nets.transform.apply(params.transform, premix_values(nets.mixer, params.mixer, q, state), state)
+    return transform_logits(nets, params.transform, premix_values(nets.mixer, params.mixer, q, state), state)

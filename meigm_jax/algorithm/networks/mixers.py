@@ -4,6 +4,11 @@ Every mixer is called as ``mixer(q, state, q_max, actions_onehot)`` with q
 [..., n] the chosen Q_i(u_i), q_max [..., n] the max over available actions
 of Q_i and actions_onehot [..., n, k]; VDN and QMIX use only q and state.
 
+A layer that reads the state takes it as the first S entries of its input
+(QPLEX's action heads read [s, onehot(u)]): where the env gives the state
+in a narrower basis, ``model.fold_state_layers`` rewrites exactly those
+rows.
+
 ``MIXERS`` is the registry: the names ``alg.mixer`` may take, how each mixer
 is built, and the paper's settings that go with a mixer rather than an env.
 A new mixer is its module here (or imported here) and one entry.

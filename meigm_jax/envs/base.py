@@ -26,7 +26,7 @@ class StateBasis(NamedTuple):
     state[i] = z[source[i]] where source[i] >= 0, else the constant offset[i];
     z[j] = state[pick[j]]. Overcooked's state repeats each cook's grid from
     the other cook's side and holds the kitchen's fixed layers, so z is a
-    third of its width. The networks still take the full state; a layer
+    sixth of its width or less. The networks still take the full state; a layer
     over it is applied to z exactly by folding its weights
     (``meigm_jax.algorithm.networks.model.fold_state_layers``).
     """
